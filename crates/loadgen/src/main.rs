@@ -1,0 +1,2 @@
+//! load generator (being written).
+fn main() {}

@@ -1,0 +1,1 @@
+//! seccf-seca (being written).

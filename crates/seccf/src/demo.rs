@@ -1,0 +1,213 @@
+//! `seccf demo`: every flow that exists, end to end, against a dev environment.
+//!
+//! Each flow prints `PASS <name>` or `FAIL <name>: <reason>`; the exit code is non-zero
+//! when any flow failed. Nothing here is simulated: the agent talks to the KMC over
+//! HTTP, the gateway side over mutual TLS, exactly as separate processes would.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, ensure, Context};
+use clap::Args;
+use seccf_gba::naf::{NafId, UaSecurityProtocolId};
+use seccf_kmc::zn_client::ZnClient;
+use seccf_seca::Agent;
+use seccf_secret::random_array;
+
+use crate::dev::DevJson;
+
+/// `seccf demo`.
+#[derive(Args, Debug)]
+pub struct DemoArgs {
+    /// Use a running dev environment described by this dev.json instead of starting one.
+    #[arg(long)]
+    pub dev_json: Option<PathBuf>,
+}
+
+struct Ctx {
+    dev: DevJson,
+    work: tempfile::TempDir,
+}
+
+impl Ctx {
+    fn zn_client(&self) -> anyhow::Result<ZnClient> {
+        let tls = seccf_tls::client::ClientTlsConfig {
+            ca_file: self.dev.ca_cert.clone(),
+            client_cert_file: Some(self.dev.naf_client.cert.clone()),
+            client_key_file: Some(self.dev.naf_client.key.clone()),
+        };
+        Ok(ZnClient::new(&self.dev.kmc.zn_url, &tls)?)
+    }
+
+    fn agent(&self, usim_file: &Path, tag: &str) -> anyhow::Result<Agent<seccf_uicc::soft::SoftUsim>> {
+        let state = self.work.path().join(format!("{tag}.usim-state"));
+        let usim = crate::seca_cmd::open_usim(usim_file, Some(state))?;
+        let agent = Agent::new(usim)?.with_state_dir(self.work.path().join(format!("{tag}-seca")))?;
+        Ok(agent)
+    }
+
+    fn naf_id(&self, ua: UaSecurityProtocolId) -> anyhow::Result<NafId> {
+        NafId::new(&self.dev.naf_client.fqdn, ua).map_err(|e| anyhow::anyhow!("{e}"))
+    }
+
+    async fn admin(&self, method: &str, path: &str, body: Option<serde_json::Value>) -> anyhow::Result<(u16, String)> {
+        let url = format!("{}{}", self.dev.kmc.admin_url, path);
+        let auth = format!("Bearer {}", self.dev.kmc.admin_token);
+        let body = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
+        let resp = seccf_seca::http::request(
+            &url,
+            method,
+            &[("authorization", auth.as_str()), ("content-type", "application/json")],
+            &body,
+            None,
+        )
+        .await?;
+        Ok((resp.status, String::from_utf8_lossy(&resp.body).into_owned()))
+    }
+
+    async fn metric(&self, needle: &str) -> anyhow::Result<f64> {
+        let resp = seccf_seca::http::request(&self.dev.kmc.metrics_url, "GET", &[], &[], None).await?;
+        let text = String::from_utf8_lossy(&resp.body).into_owned();
+        Ok(text
+            .lines()
+            .filter(|l| l.starts_with(needle))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum())
+    }
+}
+
+async fn flow_gba_me(c: &Ctx) -> anyhow::Result<String> {
+    let mut agent = c.agent(&c.dev.subscriber.usim_file, "me")?;
+    let ctx = agent.bootstrap(&c.dev.kmc.ub_url).await?;
+    ensure!(ctx.btid.ends_with(&format!("@{}", c.dev.kmc.bsf_domain)), "unexpected B-TID {}", ctx.btid);
+    let zn = c.zn_client()?;
+    for ua in [
+        UaSecurityProtocolId::HTTP_DIGEST,
+        UaSecurityProtocolId::tls_3gpp(0x00a8),
+        UaSecurityProtocolId::OMA_SIP_DIGEST,
+    ] {
+        let naf = c.naf_id(ua)?;
+        let ue_key = agent.naf_key(&ctx, &naf)?;
+        let keys = zn.bootstrapping_info(&ctx.btid, &naf, false).await?;
+        ensure!(keys.me_key == ue_key, "Ks_NAF differs between agent and KMC for Ua id {}", ua.to_hex());
+        ensure!(keys.uicc_key.is_none(), "GBA_ME context must not release a UICC key");
+        ensure!(keys.impi == ctx.impi, "Zn returned another IMPI");
+    }
+    Ok(format!("B-TID {} and Ks_NAF agree for 3 Ua protocol ids", ctx.btid))
+}
+
+async fn flow_gba_u(c: &Ctx) -> anyhow::Result<String> {
+    let mut agent = c.agent(&c.dev.subscriber_gba_u.usim_file, "u")?;
+    let ctx = agent.bootstrap(&c.dev.kmc.ub_url).await?;
+    ensure!(ctx.ks.is_none(), "GBA_U: Ks must stay in the card");
+    let naf = c.naf_id(UaSecurityProtocolId::HTTP_DIGEST)?;
+    let ext = agent.naf_key(&ctx, &naf)?;
+    let zn = c.zn_client()?;
+    let keys = zn.bootstrapping_info(&ctx.btid, &naf, true).await?;
+    ensure!(keys.me_key == ext, "Ks_ext_NAF differs between card and KMC");
+    let int = keys.uicc_key.context("GBA_U aware NAF got no Ks_int_NAF")?;
+    ensure!(int != ext, "Ks_int_NAF must differ from Ks_ext_NAF");
+    let unaware = zn.bootstrapping_info(&ctx.btid, &naf, false).await?;
+    ensure!(unaware.uicc_key.is_none(), "Ks_int_NAF released to a request that is not GBA_U aware");
+    Ok("Ks_ext_NAF agrees; Ks_int_NAF only for GBA_U-aware requests".into())
+}
+
+async fn flow_resync(c: &Ctx) -> anyhow::Result<String> {
+    // A fresh subscriber, created through the REST admin API.
+    let impi = format!("0010199{:08}@ims.mnc001.mcc001.3gppnetwork.org", u32::from_be_bytes(random_array()?) % 100_000_000);
+    let k = hex::encode(random_array::<16>()?);
+    let opc = hex::encode(random_array::<16>()?);
+    let spec = serde_json::json!({ "impi": impi, "k": k, "opc": opc });
+    let (st, body) = c.admin("POST", "/admin/v1/subscribers", Some(spec.clone())).await?;
+    ensure!(st == 201, "admin API add subscriber: HTTP {st} {body}");
+    let usim_file = c.work.path().join("usim-resync.toml");
+    std::fs::write(
+        &usim_file,
+        format!("impi = \"{impi}\"\nk = \"{k}\"\nopc = \"{opc}\"\namf = \"8000\"\ngba_u = false\n"),
+    )?;
+    let mut agent = c.agent(&usim_file, "resync")?;
+    agent.bootstrap(&c.dev.kmc.ub_url).await?;
+    // Reset the network side: the card has already accepted the SQN the KMC will issue next.
+    let (st, body) = c.admin("DELETE", &format!("/admin/v1/subscribers/{impi}"), None).await?;
+    ensure!(st == 204, "admin API delete: HTTP {st} {body}");
+    let (st, body) = c.admin("POST", "/admin/v1/subscribers", Some(spec)).await?;
+    ensure!(st == 201, "admin API re-add: HTTP {st} {body}");
+    let before = c.metric("seccf_kmc_ub_requests_total{outcome=\"resync\"}").await?;
+    let ctx = agent.bootstrap(&c.dev.kmc.ub_url).await?;
+    let after = c.metric("seccf_kmc_ub_requests_total{outcome=\"resync\"}").await?;
+    ensure!(after > before, "bootstrap succeeded but the KMC counted no resynchronisation");
+    let zn = c.zn_client()?;
+    let naf = c.naf_id(UaSecurityProtocolId::HTTP_DIGEST)?;
+    let keys = zn.bootstrapping_info(&ctx.btid, &naf, false).await?;
+    ensure!(keys.me_key == agent.naf_key(&ctx, &naf)?, "keys differ after resync");
+    let (st, _) = c.admin("DELETE", &format!("/admin/v1/subscribers/{impi}"), None).await?;
+    ensure!(st == 204, "cleanup failed");
+    Ok("AUTS accepted, SQN moved, bootstrap and Zn keys agree".into())
+}
+
+async fn flow_zn_refusals(c: &Ctx) -> anyhow::Result<String> {
+    let zn = c.zn_client()?;
+    let naf = c.naf_id(UaSecurityProtocolId::HTTP_DIGEST)?;
+    let fake = format!("AAAAAAAAAAAAAAAAAAAAAA==@{}", c.dev.kmc.bsf_domain);
+    match zn.bootstrapping_info(&fake, &naf, false).await {
+        Err(e) if e.is_unknown_btid() => {}
+        other => bail!("unknown B-TID: expected TRANSACTION_IDENTIFIER_INVALID, got {other:?}"),
+    }
+    let mut agent = c.agent(&c.dev.subscriber.usim_file, "refusal")?;
+    let ctx = agent.bootstrap(&c.dev.kmc.ub_url).await?;
+    let foreign = NafId::new("other.example.org", UaSecurityProtocolId::HTTP_DIGEST)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    match zn.bootstrapping_info(&ctx.btid, &foreign, false).await {
+        Err(seccf_kmc::zn_client::ZnClientError::Refused { status: 403, .. }) => {}
+        other => bail!("foreign FQDN: expected 403, got {other:?}"),
+    }
+    Ok("unknown B-TID → 404, unregistered FQDN → 403".into())
+}
+
+/// Runs the demo.
+pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
+    let mut own_env = None;
+    let own_dir;
+    let dev = match &args.dev_json {
+        Some(p) => serde_json::from_slice::<DevJson>(
+            &std::fs::read(p).with_context(|| format!("reading {}", p.display()))?,
+        )
+        .with_context(|| format!("parsing {}", p.display()))?,
+        None => {
+            own_dir = tempfile::tempdir()?;
+            let env = crate::dev::start(own_dir.path(), 0).await?;
+            let info = env.info.clone();
+            own_env = Some((env, own_dir));
+            info
+        }
+    };
+    let c = Ctx {
+        dev,
+        work: tempfile::tempdir()?,
+    };
+    let mut failed = 0;
+    macro_rules! flow {
+        ($name:expr, $f:expr) => {
+            match $f.await {
+                Ok(detail) => println!("PASS {:<28} {}", $name, detail),
+                Err(e) => {
+                    failed += 1;
+                    println!("FAIL {:<28} {:#}", $name, e);
+                }
+            }
+        };
+    }
+    flow!("ub+zn gba_me", flow_gba_me(&c));
+    flow!("ub+zn gba_u", flow_gba_u(&c));
+    flow!("ub sqn resync (admin api)", flow_resync(&c));
+    flow!("zn refusals", flow_zn_refusals(&c));
+    if let Some((env, _dir)) = own_env {
+        env.stop().await?;
+    }
+    println!("summary: {} of 4 flows passed", 4 - failed);
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}

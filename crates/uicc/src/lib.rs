@@ -1,0 +1,1 @@
+//! seccf-uicc (being written).
