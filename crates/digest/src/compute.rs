@@ -174,7 +174,11 @@ fn compute(input: &DigestInput<'_>, method: &str) -> Result<String, DigestError>
             let body_hash = h_joined(h, &[input.body]);
             h_joined(
                 h,
-                &[method.as_bytes(), input.uri.as_bytes(), body_hash.as_bytes()],
+                &[
+                    method.as_bytes(),
+                    input.uri.as_bytes(),
+                    body_hash.as_bytes(),
+                ],
             )
         }
         Some(Qop::Auth) | None => h_joined(h, &[method.as_bytes(), input.uri.as_bytes()]),
@@ -325,9 +329,12 @@ pub fn akav2_password(res: &[u8], ik: &[u8; 16], ck: &[u8; 16]) -> SecretBytes {
 
 /// RFC 7616 §3.4.4 hashed user name, H(username ":" realm), lowercase hex.
 pub fn userhash(algorithm: Algorithm, username: &str, realm: &str) -> String {
-    h_joined(algorithm.hash_fn(), &[username.as_bytes(), realm.as_bytes()])
-        .as_str()
-        .to_owned()
+    h_joined(
+        algorithm.hash_fn(),
+        &[username.as_bytes(), realm.as_bytes()],
+    )
+    .as_str()
+    .to_owned()
 }
 
 /// A fresh client nonce: 16 random bytes as 32 lowercase hex digits (hex needs no
@@ -421,7 +428,10 @@ mod tests {
     #[test]
     fn known_md5_intermediates() {
         // RFC 2617 §3.5 example; HA1/HA2 as widely published for it.
-        let ha1 = h_joined(HashFn::Md5, &[b"Mufasa", b"testrealm@host.com", b"Circle Of Life"]);
+        let ha1 = h_joined(
+            HashFn::Md5,
+            &[b"Mufasa", b"testrealm@host.com", b"Circle Of Life"],
+        );
         assert_eq!(ha1.as_str(), "939e7578ed9e3c518a452acee763bce9");
         let ha2 = h_joined(HashFn::Md5, &[b"GET", b"/dir/index.html"]);
         assert_eq!(ha2.as_str(), "39aff3a2bab6126f332b942af96d3366");
@@ -439,7 +449,10 @@ mod tests {
             let h = Algorithm::parse(v.get("algorithm")).unwrap().hash_fn();
             let pw = password(&v);
             if let Some(want) = v.opt("ha1") {
-                let got = h_joined(h, &[v.get("username").as_bytes(), v.get("realm").as_bytes(), &pw]);
+                let got = h_joined(
+                    h,
+                    &[v.get("username").as_bytes(), v.get("realm").as_bytes(), &pw],
+                );
                 assert_eq!(got.as_str(), want, "{}", v.name);
                 n_ha1 += 1;
             }
@@ -486,31 +499,78 @@ mod tests {
     fn every_input_changes_the_response() {
         let r0 = response(&base()).unwrap();
         let variants: Vec<DigestInput<'_>> = vec![
-            DigestInput { username: "mufasa", ..base() },
-            DigestInput { realm: "x", ..base() },
-            DigestInput { password: b"Circle of Life", ..base() },
-            DigestInput { method: "POST", ..base() },
+            DigestInput {
+                username: "mufasa",
+                ..base()
+            },
+            DigestInput {
+                realm: "x",
+                ..base()
+            },
+            DigestInput {
+                password: b"Circle of Life",
+                ..base()
+            },
+            DigestInput {
+                method: "POST",
+                ..base()
+            },
             DigestInput { uri: "/", ..base() },
-            DigestInput { nonce: "n", ..base() },
-            DigestInput { nc_text: "00000002", ..base() },
-            DigestInput { cnonce: "c", ..base() },
-            DigestInput { qop: Some(Qop::AuthInt), ..base() },
-            DigestInput { algorithm: Algorithm::Md5Sess, ..base() },
-            DigestInput { algorithm: Algorithm::Sha256, ..base() },
+            DigestInput {
+                nonce: "n",
+                ..base()
+            },
+            DigestInput {
+                nc_text: "00000002",
+                ..base()
+            },
+            DigestInput {
+                cnonce: "c",
+                ..base()
+            },
+            DigestInput {
+                qop: Some(Qop::AuthInt),
+                ..base()
+            },
+            DigestInput {
+                algorithm: Algorithm::Md5Sess,
+                ..base()
+            },
+            DigestInput {
+                algorithm: Algorithm::Sha256,
+                ..base()
+            },
         ];
         for v in variants {
             assert_ne!(response(&v).unwrap(), r0, "{v:?}");
         }
         // The body matters only with auth-int.
-        assert_eq!(response(&DigestInput { body: b"x", ..base() }).unwrap(), r0);
-        let ai = DigestInput { qop: Some(Qop::AuthInt), ..base() };
+        assert_eq!(
+            response(&DigestInput {
+                body: b"x",
+                ..base()
+            })
+            .unwrap(),
+            r0
+        );
+        let ai = DigestInput {
+            qop: Some(Qop::AuthInt),
+            ..base()
+        };
         assert_ne!(
             response(&DigestInput { body: b"x", ..ai }).unwrap(),
             response(&ai).unwrap()
         );
         // AKA algorithms hash like MD5.
         for a in [Algorithm::AkaV1Md5, Algorithm::AkaV2Md5] {
-            assert_eq!(response(&DigestInput { algorithm: a, ..base() }).unwrap(), r0);
+            assert_eq!(
+                response(&DigestInput {
+                    algorithm: a,
+                    ..base()
+                })
+                .unwrap(),
+                r0
+            );
         }
     }
 

@@ -11,7 +11,10 @@ pub enum ParseError {
     #[error("digest header has more than {} parameters", crate::MAX_PARAMS)]
     TooManyParams,
     /// One parameter value is longer than [`crate::MAX_VALUE_LEN`] bytes.
-    #[error("digest parameter value at byte {at} longer than {} bytes", crate::MAX_VALUE_LEN)]
+    #[error(
+        "digest parameter value at byte {at} longer than {} bytes",
+        crate::MAX_VALUE_LEN
+    )]
     ValueTooLong {
         /// Byte offset of the value in the header value.
         at: usize,

@@ -7,9 +7,7 @@
 //! parameters quoted.
 
 use crate::error::{DigestError, ParseError};
-use crate::params::{
-    parse_bare, parse_digest, push_quoted_param, push_token_param, Param, Params,
-};
+use crate::params::{parse_bare, parse_digest, push_quoted_param, push_token_param, Param, Params};
 use crate::{Algorithm, Qop};
 
 /// `WWW-Authenticate: Digest …` (the server builds it; the client parses it).
@@ -404,8 +402,7 @@ mod tests {
 
     #[test]
     fn challenge_skips_unknown_qop_but_not_all() {
-        let c = Challenge::parse(r#"Digest realm="r", nonce="n", qop="auth-conf, auth""#)
-            .unwrap();
+        let c = Challenge::parse(r#"Digest realm="r", nonce="n", qop="auth-conf, auth""#).unwrap();
         assert_eq!(c.qop, vec![Qop::Auth]);
         assert_eq!(
             Challenge::parse(r#"Digest realm="r", nonce="n", qop="auth-conf""#),

@@ -26,6 +26,15 @@
 //! to answer when a server offers several, and no logging. It never formats a password,
 //! HA1 or a received response into an error or `Debug` output.
 //!
+//! Ub specifics: the challenge nonce is base64(RAND ‖ AUTN) and is hashed as that text;
+//! the password is the raw RES octets; the initial request has an empty nonce and
+//! response ([`Credentials::initial`]); a resynchronisation request carries `auts` and its
+//! digest uses an empty password (RFC 3310), so the BSF verifies it with `b""`.
+//!
+//! Each header value holds one challenge: callers split several `WWW-Authenticate`
+//! fields (e.g. a SHA-256 and an MD5 challenge) before parsing, and a value that lists
+//! two challenges in one field is rejected rather than half-read.
+//!
 //! The `userhash` parameter of RFC 7616 is parsed, formatted, produced by [`answer`] and
 //! computable with [`userhash`]; verifying a userhash credential needs the real user name
 //! ([`verify_as`]). The RFC 7616 `username*` extended notation is rejected
@@ -40,12 +49,13 @@ mod params;
 mod testvectors;
 
 pub use compute::{
-    akav2_password, answer, authentication_info, new_cnonce, response, rspauth, userhash,
-    verify, verify_as, verify_rspauth, DigestInput,
+    akav2_password, answer, authentication_info, new_cnonce, response, rspauth, userhash, verify,
+    verify_as, verify_rspauth, DigestInput,
 };
 pub use error::{DigestError, ParseError};
 pub use header::{AuthenticationInfo, Challenge, Credentials};
 pub use params::{MAX_HEADER_LEN, MAX_PARAMS, MAX_VALUE_LEN};
+pub use seccf_secret::RandomError;
 
 /// A Digest `algorithm` value.
 ///

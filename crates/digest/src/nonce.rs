@@ -109,12 +109,8 @@ impl NonceFactory {
         let raw = base64::engine::general_purpose::STANDARD
             .decode(nonce)
             .map_err(|_| NonceError::Invalid)?;
-        let (issued, rest) = raw
-            .split_first_chunk::<8>()
-            .ok_or(NonceError::Invalid)?;
-        let (random, tag) = rest
-            .split_first_chunk::<16>()
-            .ok_or(NonceError::Invalid)?;
+        let (issued, rest) = raw.split_first_chunk::<8>().ok_or(NonceError::Invalid)?;
+        let (random, tag) = rest.split_first_chunk::<16>().ok_or(NonceError::Invalid)?;
         let expected = self.tag(issued, random, bound);
         if !ct_eq(&expected, tag) {
             return Err(NonceError::Invalid);
@@ -291,7 +287,9 @@ mod tests {
         let f = NonceFactory::new(Secret::new([3; 32]), 300);
         let n = f.issue(1_700_000_000, b"realm").unwrap();
         assert_eq!(n.len(), NONCE_TEXT_LEN);
-        let raw = base64::engine::general_purpose::STANDARD.decode(&n).unwrap();
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(&n)
+            .unwrap();
         assert_eq!(raw.len(), RAW_LEN);
         assert_eq!(&raw[..8], &1_700_000_000u64.to_be_bytes());
         // Independent recomputation of the tag with the documented layout.

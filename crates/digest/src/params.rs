@@ -306,11 +306,26 @@ mod tests {
     fn syntax_errors_report_offsets() {
         assert_eq!(pairs("Digest a"), Err(ParseError::BadSyntax { at: 8 }));
         assert_eq!(pairs("Digest a="), Err(ParseError::BadSyntax { at: 9 }));
-        assert_eq!(pairs("Digest a=1 b=2"), Err(ParseError::BadSyntax { at: 11 }));
-        assert_eq!(pairs(r#"Digest a="x"#), Err(ParseError::BadSyntax { at: 11 }));
-        assert_eq!(pairs("Digest a=\"x\ny\""), Err(ParseError::BadSyntax { at: 11 }));
-        assert_eq!(pairs("Digest a=\"x\\\r\""), Err(ParseError::BadSyntax { at: 12 }));
-        assert_eq!(pairs("Digest a=\"\x7f\""), Err(ParseError::BadSyntax { at: 10 }));
+        assert_eq!(
+            pairs("Digest a=1 b=2"),
+            Err(ParseError::BadSyntax { at: 11 })
+        );
+        assert_eq!(
+            pairs(r#"Digest a="x"#),
+            Err(ParseError::BadSyntax { at: 11 })
+        );
+        assert_eq!(
+            pairs("Digest a=\"x\ny\""),
+            Err(ParseError::BadSyntax { at: 11 })
+        );
+        assert_eq!(
+            pairs("Digest a=\"x\\\r\""),
+            Err(ParseError::BadSyntax { at: 12 })
+        );
+        assert_eq!(
+            pairs("Digest a=\"\x7f\""),
+            Err(ParseError::BadSyntax { at: 10 })
+        );
         assert_eq!(pairs("Digest a=/"), Err(ParseError::BadSyntax { at: 9 }));
         assert_eq!(pairs("Digest =1"), Err(ParseError::BadSyntax { at: 7 }));
     }

@@ -21,7 +21,10 @@ fn ub_challenge_as_in_ts_24_109() {
     assert_eq!(c.nonce, "I1U8vpY3qJ0hiuZNrke/NVXzKLQ1d7m5Sp/6w1Tfr7M=");
     assert_eq!(c.algorithm, Algorithm::AkaV1Md5);
     assert_eq!(c.qop, vec![Qop::AuthInt]);
-    assert_eq!(c.opaque.as_deref(), Some("5ccc069c403ebaf9f0171e9517f40e41"));
+    assert_eq!(
+        c.opaque.as_deref(),
+        Some("5ccc069c403ebaf9f0171e9517f40e41")
+    );
     assert!(!c.stale);
     assert_eq!(Challenge::parse(&c.to_header_value()).unwrap(), c);
 }
@@ -83,7 +86,10 @@ fn rfc7616_challenge_and_credentials() {
     )
     .unwrap();
     assert_eq!(cr.check_against(&ch), Ok(()));
-    assert_eq!(seccf_digest::verify(&cr, b"Circle of Life", "GET", b""), Ok(()));
+    assert_eq!(
+        seccf_digest::verify(&cr, b"Circle of Life", "GET", b""),
+        Ok(())
+    );
 }
 
 #[test]
@@ -275,7 +281,10 @@ fn other_schemes_and_extended_username() {
         Credentials::parse("Basic dXNlcjpwYXNz"),
         Err(ParseError::NotDigest)
     );
-    assert_eq!(Challenge::parse("Bearer realm=\"x\""), Err(ParseError::NotDigest));
+    assert_eq!(
+        Challenge::parse("Bearer realm=\"x\""),
+        Err(ParseError::NotDigest)
+    );
     assert_eq!(
         Credentials::parse(
             "Digest username*=UTF-8''J%C3%A4s%C3%B8n%20Doe, realm=\"r\", nonce=\"n\", uri=\"/\", response=\"\""
@@ -286,6 +295,19 @@ fn other_schemes_and_extended_username() {
         Challenge::parse("Digest realm=\"r\", nonce=\"n\", algorithm=SHA-512-256"),
         Err(ParseError::UnsupportedAlgorithm)
     );
+}
+
+#[test]
+fn two_challenges_in_one_value_are_rejected_not_half_read() {
+    for v in [
+        "Digest realm=\"a\", nonce=\"b\", Basic realm=\"x\"",
+        "Digest realm=\"a\", nonce=\"b\", algorithm=MD5, Digest realm=\"a\", nonce=\"c\", algorithm=SHA-256",
+    ] {
+        assert!(
+            matches!(Challenge::parse(v), Err(ParseError::BadSyntax { .. })),
+            "{v}"
+        );
+    }
 }
 
 #[test]
@@ -406,7 +428,11 @@ fn random_round_trips_are_identity() {
             nonce: r.text(60),
             uri: r.text(40),
             response: r.text(64),
-            algorithm: if r.chance(2) { Some(r.algorithm()) } else { None },
+            algorithm: if r.chance(2) {
+                Some(r.algorithm())
+            } else {
+                None
+            },
             qop,
             nc: with_nc.then_some(nc),
             nc_text: with_nc.then(|| format!("{nc:08x}")),
@@ -428,7 +454,10 @@ fn random_round_trips_are_identity() {
             nc_text: r.chance(2).then(|| format!("{:08X}", r.next() as u32)),
             nextnonce: r.opt_text(40),
         };
-        assert_eq!(AuthenticationInfo::parse(&ai.to_header_value()).unwrap(), ai);
+        assert_eq!(
+            AuthenticationInfo::parse(&ai.to_header_value()).unwrap(),
+            ai
+        );
     }
 }
 
@@ -494,10 +523,18 @@ fn parsers_never_panic_on_random_and_mutated_input() {
         ok += results.iter().filter(|b| **b).count();
         // Whatever parses must re-format into something that parses to the same value.
         if let Ok(c) = Credentials::parse(&input) {
-            assert_eq!(Credentials::parse(&c.to_header_value()).unwrap(), c, "{input:?}");
+            assert_eq!(
+                Credentials::parse(&c.to_header_value()).unwrap(),
+                c,
+                "{input:?}"
+            );
         }
         if let Ok(c) = Challenge::parse(&input) {
-            assert_eq!(Challenge::parse(&c.to_header_value()).unwrap(), c, "{input:?}");
+            assert_eq!(
+                Challenge::parse(&c.to_header_value()).unwrap(),
+                c,
+                "{input:?}"
+            );
         }
     }
     // The mutations must leave some inputs valid, or the test explores nothing useful.

@@ -25,7 +25,10 @@ fn valid_nonce_checks_and_reports_issue_time() {
         );
     }
     // Two nonces issued in the same second differ (random part).
-    assert_ne!(n, f.issue(T0, b"3GPP-bootstrapping@naf.example.com").unwrap());
+    assert_ne!(
+        n,
+        f.issue(T0, b"3GPP-bootstrapping@naf.example.com").unwrap()
+    );
 }
 
 #[test]
@@ -64,7 +67,9 @@ fn wrong_bound_or_key_is_invalid_not_stale() {
 fn every_single_bit_flip_is_detected() {
     let f = factory();
     let n = f.issue(T0, b"r").unwrap();
-    let raw = base64::engine::general_purpose::STANDARD.decode(&n).unwrap();
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(&n)
+        .unwrap();
     for i in 0..raw.len() {
         for bit in 0..8 {
             let mut t = raw.clone();
@@ -81,7 +86,10 @@ fn every_single_bit_flip_is_detected() {
     let mut t = raw.clone();
     t[..8].copy_from_slice(&(T0 + 1000).to_be_bytes());
     let extended = base64::engine::general_purpose::STANDARD.encode(&t);
-    assert_eq!(f.check(&extended, T0 + 1000, b"r"), Err(NonceError::Invalid));
+    assert_eq!(
+        f.check(&extended, T0 + 1000, b"r"),
+        Err(NonceError::Invalid)
+    );
 }
 
 #[test]
@@ -99,8 +107,7 @@ fn malformed_text_is_invalid() {
         // "==" carries 2 data bits and 4 unused bits; setting an unused bit keeps the
         // bytes (and so the MAC) but must still be refused, since the counter keys on text.
         {
-            const B64: &[u8] =
-                b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+            const B64: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
             let mut b = n.clone().into_bytes();
             let i = NONCE_TEXT_LEN - 3;
             let v = B64.iter().position(|c| *c == b[i]).unwrap();
@@ -134,7 +141,10 @@ fn counter_accepts_increasing_and_rejects_replay() {
     assert_eq!(c.check_and_record("n3", 0, T0), Err(NonceError::Replay));
     assert_eq!(c.len(), 2);
     assert_eq!(c.check_and_record("n1", u32::MAX, T0), Ok(()));
-    assert_eq!(c.check_and_record("n1", u32::MAX, T0), Err(NonceError::Replay));
+    assert_eq!(
+        c.check_and_record("n1", u32::MAX, T0),
+        Err(NonceError::Replay)
+    );
 }
 
 #[test]
@@ -174,7 +184,10 @@ fn counter_forgets_after_lifetime() {
     let mut c = NonceCounter::new(16, LIFE);
     c.check_and_record("n", 7, T0).unwrap();
     c.check_and_record("m", 1, T0 + 200).unwrap();
-    assert_eq!(c.check_and_record("n", 7, T0 + LIFE), Err(NonceError::Replay));
+    assert_eq!(
+        c.check_and_record("n", 7, T0 + LIFE),
+        Err(NonceError::Replay)
+    );
     // One second past the lifetime "n" is gone ("m" is not); the factory calls "n"
     // stale by then, so forgetting it opens no replay.
     assert_eq!(c.check_and_record("m", 2, T0 + LIFE + 1), Ok(()));
@@ -198,7 +211,7 @@ fn counter_with_issue_times_closes_the_eviction_gap() {
     assert_eq!(rec(&mut c, &na, 1, T0 + 10), Ok(()));
     assert_eq!(rec(&mut c, &nb, 1, T0 + 10), Ok(()));
     assert_eq!(rec(&mut c, &nc_, 1, T0 + 10), Ok(())); // evicts "a"
-    // A replay of "a" after its eviction is refused (as stale: retry with a new nonce).
+                                                       // A replay of "a" after its eviction is refused (as stale: retry with a new nonce).
     assert_eq!(rec(&mut c, &na, 1, T0 + 11), Err(NonceError::Stale));
     // "d" was issued after the evicted "a", so it is still accepted.
     assert_eq!(rec(&mut c, &nd, 1, T0 + 11), Ok(()));
@@ -214,7 +227,8 @@ fn counter_memory_is_bounded_under_flood() {
     let mut c = NonceCounter::new(100, LIFE);
     for i in 0..10_000u32 {
         let long = format!("{i}-{}", "x".repeat(500));
-        c.check_and_record(&long, 1, T0 + u64::from(i % 50)).unwrap();
+        c.check_and_record(&long, 1, T0 + u64::from(i % 50))
+            .unwrap();
         assert!(c.len() <= 100);
     }
     assert_eq!(c.len(), 100);

@@ -110,7 +110,12 @@ fn server_verifies_every_vector_and_rejects_a_wrong_password() {
         assert_eq!(parsed, creds, "{}", v.name);
         let pw = password(&v);
         let body = body_of(&v);
-        assert_eq!(verify(&parsed, &pw, v.get("method"), &body), Ok(()), "{}", v.name);
+        assert_eq!(
+            verify(&parsed, &pw, v.get("method"), &body),
+            Ok(()),
+            "{}",
+            v.name
+        );
 
         let mut wrong = pw.clone();
         wrong.push(b'x');
@@ -132,7 +137,11 @@ fn server_verifies_every_vector_and_rejects_a_wrong_password() {
         assert_eq!(verify(&upper, &pw, v.get("method"), &body), Ok(()));
         // A tampered response does not.
         let mut tampered = parsed.clone();
-        let last = if tampered.response.ends_with('0') { "1" } else { "0" };
+        let last = if tampered.response.ends_with('0') {
+            "1"
+        } else {
+            "0"
+        };
         tampered.response.pop();
         tampered.response.push_str(last);
         assert_eq!(
@@ -257,7 +266,10 @@ fn akav2_password_vector() {
     // IK and CK are not interchangeable: the order is RES || IK || CK.
     assert_ne!(akav2_password(&res, &ck, &ik).expose(), pw.expose());
     // And it feeds the AKAv2 digest vector.
-    let d = all().into_iter().find(|v| v.name == "ub-akav2-set1").unwrap();
+    let d = all()
+        .into_iter()
+        .find(|v| v.name == "ub-akav2-set1")
+        .unwrap();
     assert_eq!(d.get("password").as_bytes(), pw.expose());
 }
 

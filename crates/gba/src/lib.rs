@@ -8,7 +8,7 @@
 //!   resync arithmetic and the USIM-side freshness window.
 //! - [`aka`]: authentication vectors, AUTN checking, AUTS construction/verification, and
 //!   the GBA_U AUTN* transform (whose formula is UNCONFIRMED, see [`aka::autn_star`]).
-//! - [`kdf`]: the TS 33.220 Annex B.2 key derivation function and Ks = CK || IK.
+//! - [`mod@kdf`]: the TS 33.220 Annex B.2 key derivation function and Ks = CK || IK.
 //! - [`naf`]: Ua security protocol identifiers (TS 33.220 Annex H, OMNA), NAF_Id, and the
 //!   NAF-specific keys Ks_NAF / Ks_ext_NAF / Ks_int_NAF.
 //! - [`btid`]: B-TID construction and parsing, TMPI derivation (Annex B.4).

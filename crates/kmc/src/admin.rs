@@ -11,7 +11,7 @@ use seccf_secret::Secret;
 use seccf_store::{NafRecord, Store, StoreError, Subscriber, UserSecuritySettings};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
-use zeroize::Zeroize;
+use zeroize::Zeroizing;
 
 use crate::obs::{Audit, Metrics};
 
@@ -25,13 +25,13 @@ pub struct SubscriberSpec {
     /// IMPI.
     pub impi: String,
     /// K, 32 hex digits.
-    pub k: String,
+    pub k: Zeroizing<String>,
     /// OPc, 32 hex digits (give this or `op`).
     #[serde(default)]
-    pub opc: Option<String>,
+    pub opc: Option<Zeroizing<String>>,
     /// OP, 32 hex digits; OPc is derived and only OPc is stored.
     #[serde(default)]
-    pub op: Option<String>,
+    pub op: Option<Zeroizing<String>>,
     /// AMF, 4 hex digits (default 8000).
     #[serde(default)]
     pub amf: Option<String>,
@@ -49,18 +49,6 @@ pub struct SubscriberSpec {
     /// User security settings.
     #[serde(default)]
     pub uss: Option<UserSecuritySettings>,
-}
-
-impl Drop for SubscriberSpec {
-    fn drop(&mut self) {
-        self.k.zeroize();
-        if let Some(o) = self.opc.as_mut() {
-            o.zeroize();
-        }
-        if let Some(o) = self.op.as_mut() {
-            o.zeroize();
-        }
-    }
 }
 
 impl std::fmt::Debug for SubscriberSpec {
@@ -126,8 +114,8 @@ impl SubscriberSpec {
             .map_err(|e| AdminError::Invalid(format!("impi: {e}")))?;
         let k = parse_key16("k", &self.k)?;
         let opc = match (&self.opc, &self.op) {
-            (Some(opc), None) => parse_key16("opc", opc)?,
-            (None, Some(op)) => milenage::derive_opc(&k, &parse_key16("op", op)?),
+            (Some(opc), None) => parse_key16("opc", opc.as_str())?,
+            (None, Some(op)) => milenage::derive_opc(&k, &parse_key16("op", op.as_str())?),
             _ => return Err(AdminError::Invalid("give exactly one of opc or op".into())),
         };
         let amf_text = self.amf.as_deref().unwrap_or("8000");
@@ -243,7 +231,12 @@ fn error(status: u16, msg: &str) -> AdminResponse {
 
 impl<S: Store> AdminService<S> {
     /// `token_sha256` is the SHA-256 of the bearer token.
-    pub fn new(store: Arc<S>, token_sha256: [u8; 32], metrics: Arc<Metrics>, audit: Arc<Audit>) -> Self {
+    pub fn new(
+        store: Arc<S>,
+        token_sha256: [u8; 32],
+        metrics: Arc<Metrics>,
+        audit: Arc<Audit>,
+    ) -> Self {
         AdminService {
             store,
             token_sha256,
@@ -323,7 +316,8 @@ impl<S: Store> AdminService<S> {
                 error(e.status(), &e.to_string())
             }
         });
-        self.metrics.admin(if resp.0 < 400 { "ok" } else { "error" });
+        self.metrics
+            .admin(if resp.0 < 400 { "ok" } else { "error" });
         resp
     }
 

@@ -78,11 +78,17 @@ pub fn text_response(status: StatusCode, msg: &str) -> FullResponse {
 }
 
 /// Builds a JSON response.
-pub fn json_response(status: StatusCode, content_type: &'static str, body: Vec<u8>) -> FullResponse {
+pub fn json_response(
+    status: StatusCode,
+    content_type: &'static str,
+    body: Vec<u8>,
+) -> FullResponse {
     let mut r = Response::new(Full::new(Bytes::from(body)));
     *r.status_mut() = status;
-    r.headers_mut()
-        .insert(http::header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static(content_type),
+    );
     r
 }
 
@@ -227,7 +233,9 @@ where
                     ))
                 }
                 Ok(Err(e)) => {
-                    if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+                    if e.downcast_ref::<http_body_util::LengthLimitError>()
+                        .is_some()
+                    {
                         return Ok(text_response(
                             StatusCode::PAYLOAD_TOO_LARGE,
                             "request body too large",

@@ -114,7 +114,11 @@ impl<S: Store> Kmc<S> {
                 metrics.clone(),
                 audit.clone(),
             )),
-            zn: Arc::new(ZnService::new(store.clone(), metrics.clone(), audit.clone())),
+            zn: Arc::new(ZnService::new(
+                store.clone(),
+                metrics.clone(),
+                audit.clone(),
+            )),
             admin: Arc::new(AdminService::new(
                 store.clone(),
                 token,
@@ -269,7 +273,11 @@ impl<S: Store> Kmc<S> {
                 }
                 match gc_store.gc(unix_now()).await {
                     Ok(stats) if stats.contexts + stats.challenges > 0 => {
-                        tracing::info!(contexts = stats.contexts, challenges = stats.challenges, "expired state removed")
+                        tracing::info!(
+                            contexts = stats.contexts,
+                            challenges = stats.challenges,
+                            "expired state removed"
+                        )
                     }
                     Ok(_) => {}
                     Err(e) => tracing::warn!(error = %e, "garbage collection failed"),

@@ -46,7 +46,11 @@ impl Metrics {
             "Zn (key retrieval) requests by outcome",
             zn.clone(),
         );
-        registry.register("admin_requests", "Admin API requests by outcome", admin.clone());
+        registry.register(
+            "admin_requests",
+            "Admin API requests by outcome",
+            admin.clone(),
+        );
         Metrics {
             registry,
             ub,

@@ -139,7 +139,12 @@ pub struct UbService<S> {
 
 impl<S: Store> UbService<S> {
     /// Builds the service over a store.
-    pub fn new(store: Arc<S>, settings: UbSettings, metrics: Arc<Metrics>, audit: Arc<Audit>) -> Self {
+    pub fn new(
+        store: Arc<S>,
+        settings: UbSettings,
+        metrics: Arc<Metrics>,
+        audit: Arc<Audit>,
+    ) -> Self {
         UbService {
             store,
             settings,
@@ -178,7 +183,8 @@ impl<S: Store> UbService<S> {
         }
         let header = req.authorization.ok_or_else(|| {
             UbError::BadRequest(
-                "missing Authorization: Digest username=\"<IMPI>\" (TS 24.109 initial request)".into(),
+                "missing Authorization: Digest username=\"<IMPI>\" (TS 24.109 initial request)"
+                    .into(),
             )
         })?;
         let creds = Credentials::parse(header)
@@ -197,12 +203,15 @@ impl<S: Store> UbService<S> {
             // challenge for a known subscriber so an honest client can start over.
             self.audit_fail(&creds.username, "stale_or_replayed_nonce");
             let mut resp = self.challenge(&creds.username, now).await?;
-            resp.body = b"nonce unknown, expired or already used; answer the new challenge\n".to_vec();
+            resp.body =
+                b"nonce unknown, expired or already used; answer the new challenge\n".to_vec();
             return Ok(("stale_nonce", resp));
         };
         if !seccf_secret::ct_eq(pending.impi.as_bytes(), creds.username.as_bytes()) {
             self.audit_fail(&creds.username, "username_mismatch");
-            return Err(UbError::Forbidden("username does not match the challenged IMPI"));
+            return Err(UbError::Forbidden(
+                "username does not match the challenged IMPI",
+            ));
         }
         if creds.realm != pending.realm {
             return Err(UbError::Forbidden("realm does not match the challenge"));
@@ -317,14 +326,10 @@ impl<S: Store> UbService<S> {
 
     /// Makes a new authentication vector for `impi` and answers 401 with it.
     async fn challenge(&self, impi: &str, now: i64) -> Result<UbResponse, UbError> {
-        let sub = self
-            .store
-            .get_subscriber(impi)
-            .await?
-            .ok_or_else(|| {
-                self.audit_fail(impi, "unknown_subscriber");
-                UbError::UnknownSubscriber
-            })?;
+        let sub = self.store.get_subscriber(impi).await?.ok_or_else(|| {
+            self.audit_fail(impi, "unknown_subscriber");
+            UbError::UnknownSubscriber
+        })?;
         let sqn_value = self
             .store
             .next_sqn(impi)
@@ -396,7 +401,9 @@ impl<S: Store> UbService<S> {
             .map_err(|_| UbError::BadRequest("auts must decode to 14 octets".into()))?;
         // RFC 3310: the resync request's digest is computed with an empty password.
         if seccf_digest::verify(creds, b"", "GET", b"").is_err() {
-            return Err(UbError::Forbidden("digest of the resynchronisation request does not verify"));
+            return Err(UbError::Forbidden(
+                "digest of the resynchronisation request does not verify",
+            ));
         }
         let sub = self
             .store
@@ -406,7 +413,9 @@ impl<S: Store> UbService<S> {
         let milenage = Milenage::new(sub.k.clone(), sub.opc.clone());
         let Some(sqn_ms) = aka::verify_auts(&milenage, &pending.rand, &auts) else {
             self.audit_fail(&pending.impi, "auts_mac_failure");
-            return Err(UbError::Forbidden("AUTS verification failed (MAC-S mismatch)"));
+            return Err(UbError::Forbidden(
+                "AUTS verification failed (MAC-S mismatch)",
+            ));
         };
         self.store
             .set_sqn(&pending.impi, sqn::he_counter_after_resync(sqn_ms))
@@ -434,7 +443,8 @@ impl<S: Store> UbService<S> {
 /// RFC 3339 UTC text (`2025-01-01T12:00:00Z`) of a unix time.
 pub fn rfc3339(unix: i64) -> Option<String> {
     let t = time::OffsetDateTime::from_unix_timestamp(unix).ok()?;
-    t.format(&time::format_description::well_known::Rfc3339).ok()
+    t.format(&time::format_description::well_known::Rfc3339)
+        .ok()
 }
 
 fn http_date(unix: i64) -> String {

@@ -252,7 +252,13 @@ impl<S: Store> ZnService<S> {
             return Err(ZnError::MethodNotAllowed);
         }
         let is_json = content_type
-            .map(|c| c.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("application/json"))
+            .map(|c| {
+                c.split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .eq_ignore_ascii_case("application/json")
+            })
             .unwrap_or(false);
         if !is_json {
             return Err(ZnError::UnsupportedMediaType);
@@ -266,7 +272,9 @@ impl<S: Store> ZnService<S> {
         let req: BootstrappingInfoRequest = serde_json::from_slice(body)
             .map_err(|e| ZnError::BadRequest(format!("invalid BootstrappingInfoRequest: {e}")))?;
         if req.bt_id.is_empty() || req.bt_id.len() > 256 {
-            return Err(ZnError::BadRequest("btId must be 1..=256 characters".into()));
+            return Err(ZnError::BadRequest(
+                "btId must be 1..=256 characters".into(),
+            ));
         }
         let ua = UaSecurityProtocolId::from_hex(&req.naf_id.ua_sec_prot_id)
             .map_err(|e| ZnError::BadRequest(format!("nafId.uaSecProtId: {e}")))?;

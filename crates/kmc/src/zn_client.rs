@@ -125,10 +125,11 @@ pub struct ZnClient {
 
 impl ZnClient {
     /// `base` is `host:port` (or `https://host:port`); TLS uses `tls` (CA + client cert).
-    pub fn new(base: &str, tls: &seccf_tls::client::ClientTlsConfig) -> Result<Self, ZnClientError> {
-        let hostport = base
-            .trim_start_matches("https://")
-            .trim_end_matches('/');
+    pub fn new(
+        base: &str,
+        tls: &seccf_tls::client::ClientTlsConfig,
+    ) -> Result<Self, ZnClientError> {
+        let hostport = base.trim_start_matches("https://").trim_end_matches('/');
         let (host, port) = hostport
             .rsplit_once(':')
             .and_then(|(h, p)| p.parse::<u16>().ok().map(|p| (h.to_string(), p)))
@@ -168,9 +169,12 @@ impl ZnClient {
         naf_id: &NafId,
         gba_u_aware: bool,
     ) -> Result<ZnKeys, ZnClientError> {
-        tokio::time::timeout(self.timeout, self.bootstrapping_info_inner(btid, naf_id, gba_u_aware))
-            .await
-            .map_err(|_| ZnClientError::Transport("Zn request timed out".into()))?
+        tokio::time::timeout(
+            self.timeout,
+            self.bootstrapping_info_inner(btid, naf_id, gba_u_aware),
+        )
+        .await
+        .map_err(|_| ZnClientError::Transport("Zn request timed out".into()))?
     }
 
     async fn bootstrapping_info_inner(
@@ -198,7 +202,10 @@ impl ZnClient {
             let req = http::Request::post(BOOTSTRAPPING_INFO_PATH)
                 .header(http::header::HOST, format!("{}:{}", self.host, self.port))
                 .header(http::header::CONTENT_TYPE, "application/json")
-                .header(http::header::ACCEPT, "application/json, application/problem+json")
+                .header(
+                    http::header::ACCEPT,
+                    "application/json, application/problem+json",
+                )
                 .body(Full::new(Bytes::from(body.clone())))
                 .map_err(|e| ZnClientError::Transport(e.to_string()))?;
             let resp = match send.send_request(req).await {
@@ -230,8 +237,8 @@ fn parse_response(status: u16, bytes: &[u8]) -> Result<ZnKeys, ZnClientError> {
             .unwrap_or_default();
         return Err(ZnClientError::Refused { status, cause });
     }
-    let raw: RawResponse = serde_json::from_slice(bytes)
-        .map_err(|e| ZnClientError::BadResponse(e.to_string()))?;
+    let raw: RawResponse =
+        serde_json::from_slice(bytes).map_err(|e| ZnClientError::BadResponse(e.to_string()))?;
     let me_key = Secret::<32>::from_hex(&raw.me_key_material)
         .ok_or_else(|| ZnClientError::BadResponse("meKeyMaterial is not 64 hex digits".into()))?;
     let uicc_key = match raw.uicc_key_material.as_ref() {

@@ -52,9 +52,7 @@ impl BootstrapContext {
     /// and bytes, IMPI length (u16) and bytes.
     pub fn to_record(&self) -> Result<Zeroizing<Vec<u8>>, SecaError> {
         if self.btid.len() > MAX_BTID_LEN || self.impi.len() > MAX_IMPI_LEN {
-            return Err(SecaError::State(
-                "B-TID or IMPI too long to store".into(),
-            ));
+            return Err(SecaError::State("B-TID or IMPI too long to store".into()));
         }
         let mut out = Zeroizing::new(Vec::with_capacity(MAX_RECORD_LEN));
         out.extend_from_slice(MAGIC);
@@ -145,7 +143,9 @@ impl Cursor<'_> {
         let (head, rest) = self.0.split_at(len);
         self.0 = rest;
         let s = std::str::from_utf8(head).ok()?;
-        s.bytes().all(|b| b.is_ascii_graphic()).then(|| s.to_owned())
+        s.bytes()
+            .all(|b| b.is_ascii_graphic())
+            .then(|| s.to_owned())
     }
 }
 
@@ -184,7 +184,10 @@ mod tests {
             expires_at: -5,
             ..me()
         };
-        assert_eq!(BootstrapContext::from_record(&u.to_record().unwrap()).unwrap(), u);
+        assert_eq!(
+            BootstrapContext::from_record(&u.to_record().unwrap()).unwrap(),
+            u
+        );
         // Ks differs → contexts differ (the comparison really covers the key).
         let other = BootstrapContext {
             ks: Some(Secret::new([0xb5; 32])),
@@ -201,7 +204,10 @@ mod tests {
         let rec = me().to_record().unwrap();
         // Every truncation fails.
         for n in 0..rec.len() {
-            assert!(BootstrapContext::from_record(&rec[..n]).is_err(), "prefix {n}");
+            assert!(
+                BootstrapContext::from_record(&rec[..n]).is_err(),
+                "prefix {n}"
+            );
         }
         let mut trailing = rec.to_vec();
         trailing.push(0);
@@ -213,10 +219,7 @@ mod tests {
         let mut mixed = rec.to_vec();
         mixed[5] = 1;
         assert!(BootstrapContext::from_record(&mixed).is_err());
-        let bad_ks = BootstrapContext {
-            ks: None,
-            ..me()
-        };
+        let bad_ks = BootstrapContext { ks: None, ..me() };
         assert!(BootstrapContext::from_record(&bad_ks.to_record().unwrap()).is_err());
         let long = BootstrapContext {
             btid: "a".repeat(MAX_BTID_LEN + 1),

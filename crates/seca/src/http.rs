@@ -261,9 +261,8 @@ fn build_request(
     for (name, value) in headers {
         let name = HeaderName::from_bytes(name.as_bytes())
             .map_err(|_| SecaError::Http("invalid request header name".into()))?;
-        let value = HeaderValue::from_str(value).map_err(|_| {
-            SecaError::Http(format!("invalid value for request header {name}"))
-        })?;
+        let value = HeaderValue::from_str(value)
+            .map_err(|_| SecaError::Http(format!("invalid value for request header {name}")))?;
         map.append(name, value);
     }
     let defaults = [
@@ -349,7 +348,9 @@ where
             .collect()
             .await
             .map_err(|e| {
-                if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+                if e.downcast_ref::<http_body_util::LengthLimitError>()
+                    .is_some()
+                {
                     too_large()
                 } else {
                     SecaError::Http(format!("reading response body: {e}"))
@@ -404,7 +405,12 @@ mod tests {
         let u = url("http://bsf.mnc001.mcc001.pub.3gppnetwork.org");
         assert_eq!(
             (u.scheme, u.host.as_str(), u.port, u.path.as_str()),
-            (Scheme::Http, "bsf.mnc001.mcc001.pub.3gppnetwork.org", 80, "/")
+            (
+                Scheme::Http,
+                "bsf.mnc001.mcc001.pub.3gppnetwork.org",
+                80,
+                "/"
+            )
         );
         assert_eq!(u.host_header(), "bsf.mnc001.mcc001.pub.3gppnetwork.org");
         let u = url("HTTPS://KMC.Example:8443/ub?x=1#frag");
@@ -414,9 +420,15 @@ mod tests {
         );
         assert_eq!(u.host_header(), "kmc.example:8443");
         let u = url("http://127.0.0.1:8080");
-        assert_eq!((u.host.as_str(), u.port, u.path.as_str()), ("127.0.0.1", 8080, "/"));
+        assert_eq!(
+            (u.host.as_str(), u.port, u.path.as_str()),
+            ("127.0.0.1", 8080, "/")
+        );
         let u = url("http://[::1]:9000/x");
-        assert_eq!((u.host.as_str(), u.port, u.path.as_str()), ("::1", 9000, "/x"));
+        assert_eq!(
+            (u.host.as_str(), u.port, u.path.as_str()),
+            ("::1", 9000, "/x")
+        );
         assert!(u.is_ipv6());
         assert_eq!(u.host_header(), "[::1]:9000");
         assert_eq!(url("https://[fe80::1]").host_header(), "[fe80::1]");

@@ -157,9 +157,9 @@ fn load_or_create_key(path: &Path) -> Result<MasterKey, SecaError> {
             Ok(key)
         }
         // Another agent created it between our read and our create: use theirs.
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-            read_key(path).map_err(|e| e.unwrap_or_else(|| io_err("reading", path, io::ErrorKind::NotFound.into())))
-        }
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => read_key(path).map_err(|e| {
+            e.unwrap_or_else(|| io_err("reading", path, io::ErrorKind::NotFound.into()))
+        }),
         Err(e) => Err(io_err("creating", path, e)),
     }
 }
@@ -183,10 +183,15 @@ fn read_key(path: &Path) -> Result<MasterKey, Option<SecaError>> {
     }
     #[cfg(not(unix))]
     let _ = meta;
-    let text = read_bounded(path, MAX_KEY_FILE_LEN).map_err(|e| Some(io_err("reading", path, e)))?;
+    let text =
+        read_bounded(path, MAX_KEY_FILE_LEN).map_err(|e| Some(io_err("reading", path, e)))?;
     let text = zeroize::Zeroizing::new(text);
-    let s = std::str::from_utf8(&text)
-        .map_err(|_| Some(SecaError::State(format!("{} is not a key file", path.display()))))?;
+    let s = std::str::from_utf8(&text).map_err(|_| {
+        Some(SecaError::State(format!(
+            "{} is not a key file",
+            path.display()
+        )))
+    })?;
     MasterKey::parse(s).map_err(|_| {
         Some(SecaError::State(format!(
             "{} does not hold a 32-byte key (64 hex digits)",
@@ -289,7 +294,10 @@ mod tests {
         let dir = tmp.path().to_path_buf();
         StateDir::open(dir.clone()).unwrap();
         let key = dir.join(KEY_FILE);
-        assert_eq!(fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         fs::set_permissions(&key, fs::Permissions::from_mode(0o644)).unwrap();
         let e = StateDir::open(dir.clone()).unwrap_err().to_string();
         assert!(e.contains("chmod 600"), "{e}");

@@ -46,7 +46,12 @@ enum SubscriberCmd {
         #[arg(long, env = "SECCF_SUB_K", hide_env_values = true)]
         k: String,
         /// OPc (32 hex digits).
-        #[arg(long, env = "SECCF_SUB_OPC", hide_env_values = true, conflicts_with = "op")]
+        #[arg(
+            long,
+            env = "SECCF_SUB_OPC",
+            hide_env_values = true,
+            conflicts_with = "op"
+        )]
         opc: Option<String>,
         /// OP (32 hex digits); only the derived OPc is stored.
         #[arg(long, env = "SECCF_SUB_OP", hide_env_values = true)]
@@ -90,7 +95,11 @@ enum NafCmd {
         #[arg(long = "fqdn", required = true)]
         fqdns: Vec<String>,
         /// Its client certificate (PEM file).
-        #[arg(long, conflicts_with = "cert_sha256", required_unless_present = "cert_sha256")]
+        #[arg(
+            long,
+            conflicts_with = "cert_sha256",
+            required_unless_present = "cert_sha256"
+        )]
         cert: Option<PathBuf>,
         /// SHA-256 of its client certificate (hex).
         #[arg(long)]
@@ -127,9 +136,9 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
         }) => {
             let spec = SubscriberSpec {
                 impi,
-                k,
-                opc,
-                op,
+                k: k.into(),
+                opc: opc.map(Into::into),
+                op: op.map(Into::into),
                 amf: Some(amf),
                 sqn: Some(sqn),
                 gba_type: Some(gba_type),
@@ -184,7 +193,10 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
             );
         }
         AdminCmd::Naf(NafCmd::List) => {
-            println!("{}", serde_json::to_string_pretty(&store.list_nafs().await?)?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&store.list_nafs().await?)?
+            );
         }
         AdminCmd::Naf(NafCmd::Remove { name }) => {
             if store.delete_naf(&name).await? {

@@ -123,7 +123,8 @@ impl Config {
         text: &str,
         vars: impl Iterator<Item = (String, String)>,
     ) -> anyhow::Result<Self> {
-        let mut value: toml::Value = toml::from_str(text).context("configuration is not valid TOML")?;
+        let mut value: toml::Value =
+            toml::from_str(text).context("configuration is not valid TOML")?;
         apply_env_overrides(&mut value, vars)?;
         let cfg: Config = value.try_into().context("invalid configuration")?;
         if let Some(k) = &cfg.kmc {
@@ -158,7 +159,10 @@ master_key_env = "MK"
             &mut v,
             vec![
                 ("SECCF__LOG__LEVEL".to_string(), "debug".to_string()),
-                ("SECCF__KMC__KEY_LIFETIME_SECS".to_string(), "600".to_string()),
+                (
+                    "SECCF__KMC__KEY_LIFETIME_SECS".to_string(),
+                    "600".to_string(),
+                ),
                 ("OTHER".to_string(), "x".to_string()),
             ]
             .into_iter(),

@@ -122,7 +122,8 @@ pub fn run(args: CryptoArgs) -> anyhow::Result<()> {
             let naf = NafId::new(&naf_fqdn, ua).map_err(|e| anyhow::anyhow!("--naf-fqdn: {e}"))?;
             let me = ks_naf(&ks, &rand, &impi, &naf).map_err(|e| anyhow::anyhow!("{e}"))?;
             let out = if gba_u {
-                let int = ks_int_naf(&ks, &rand, &impi, &naf).map_err(|e| anyhow::anyhow!("{e}"))?;
+                let int =
+                    ks_int_naf(&ks, &rand, &impi, &naf).map_err(|e| anyhow::anyhow!("{e}"))?;
                 serde_json::json!({
                     "naf_id": hex::encode(naf.to_bytes()),
                     "ks_ext_naf": me.reveal_hex().as_str(),

@@ -39,10 +39,15 @@ impl Ctx {
         Ok(ZnClient::new(&self.dev.kmc.zn_url, &tls)?)
     }
 
-    fn agent(&self, usim_file: &Path, tag: &str) -> anyhow::Result<Agent<seccf_uicc::soft::SoftUsim>> {
+    fn agent(
+        &self,
+        usim_file: &Path,
+        tag: &str,
+    ) -> anyhow::Result<Agent<seccf_uicc::soft::SoftUsim>> {
         let state = self.work.path().join(format!("{tag}.usim-state"));
         let usim = crate::seca_cmd::open_usim(usim_file, Some(state))?;
-        let agent = Agent::new(usim)?.with_state_dir(self.work.path().join(format!("{tag}-seca")))?;
+        let agent =
+            Agent::new(usim)?.with_state_dir(self.work.path().join(format!("{tag}-seca")))?;
         Ok(agent)
     }
 
@@ -50,23 +55,35 @@ impl Ctx {
         NafId::new(&self.dev.naf_client.fqdn, ua).map_err(|e| anyhow::anyhow!("{e}"))
     }
 
-    async fn admin(&self, method: &str, path: &str, body: Option<serde_json::Value>) -> anyhow::Result<(u16, String)> {
+    async fn admin(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> anyhow::Result<(u16, String)> {
         let url = format!("{}{}", self.dev.kmc.admin_url, path);
         let auth = format!("Bearer {}", self.dev.kmc.admin_token);
         let body = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
         let resp = seccf_seca::http::request(
             &url,
             method,
-            &[("authorization", auth.as_str()), ("content-type", "application/json")],
+            &[
+                ("authorization", auth.as_str()),
+                ("content-type", "application/json"),
+            ],
             &body,
             None,
         )
         .await?;
-        Ok((resp.status, String::from_utf8_lossy(&resp.body).into_owned()))
+        Ok((
+            resp.status,
+            String::from_utf8_lossy(&resp.body).into_owned(),
+        ))
     }
 
     async fn metric(&self, needle: &str) -> anyhow::Result<f64> {
-        let resp = seccf_seca::http::request(&self.dev.kmc.metrics_url, "GET", &[], &[], None).await?;
+        let resp =
+            seccf_seca::http::request(&self.dev.kmc.metrics_url, "GET", &[], &[], None).await?;
         let text = String::from_utf8_lossy(&resp.body).into_owned();
         Ok(text
             .lines()
@@ -79,7 +96,11 @@ impl Ctx {
 async fn flow_gba_me(c: &Ctx) -> anyhow::Result<String> {
     let mut agent = c.agent(&c.dev.subscriber.usim_file, "me")?;
     let ctx = agent.bootstrap(&c.dev.kmc.ub_url).await?;
-    ensure!(ctx.btid.ends_with(&format!("@{}", c.dev.kmc.bsf_domain)), "unexpected B-TID {}", ctx.btid);
+    ensure!(
+        ctx.btid.ends_with(&format!("@{}", c.dev.kmc.bsf_domain)),
+        "unexpected B-TID {}",
+        ctx.btid
+    );
     let zn = c.zn_client()?;
     for ua in [
         UaSecurityProtocolId::HTTP_DIGEST,
@@ -89,11 +110,21 @@ async fn flow_gba_me(c: &Ctx) -> anyhow::Result<String> {
         let naf = c.naf_id(ua)?;
         let ue_key = agent.naf_key(&ctx, &naf)?;
         let keys = zn.bootstrapping_info(&ctx.btid, &naf, false).await?;
-        ensure!(keys.me_key == ue_key, "Ks_NAF differs between agent and KMC for Ua id {}", ua.to_hex());
-        ensure!(keys.uicc_key.is_none(), "GBA_ME context must not release a UICC key");
+        ensure!(
+            keys.me_key == ue_key,
+            "Ks_NAF differs between agent and KMC for Ua id {}",
+            ua.to_hex()
+        );
+        ensure!(
+            keys.uicc_key.is_none(),
+            "GBA_ME context must not release a UICC key"
+        );
         ensure!(keys.impi == ctx.impi, "Zn returned another IMPI");
     }
-    Ok(format!("B-TID {} and Ks_NAF agree for 3 Ua protocol ids", ctx.btid))
+    Ok(format!(
+        "B-TID {} and Ks_NAF agree for 3 Ua protocol ids",
+        ctx.btid
+    ))
 }
 
 async fn flow_gba_u(c: &Ctx) -> anyhow::Result<String> {
@@ -104,21 +135,32 @@ async fn flow_gba_u(c: &Ctx) -> anyhow::Result<String> {
     let ext = agent.naf_key(&ctx, &naf)?;
     let zn = c.zn_client()?;
     let keys = zn.bootstrapping_info(&ctx.btid, &naf, true).await?;
-    ensure!(keys.me_key == ext, "Ks_ext_NAF differs between card and KMC");
+    ensure!(
+        keys.me_key == ext,
+        "Ks_ext_NAF differs between card and KMC"
+    );
     let int = keys.uicc_key.context("GBA_U aware NAF got no Ks_int_NAF")?;
     ensure!(int != ext, "Ks_int_NAF must differ from Ks_ext_NAF");
     let unaware = zn.bootstrapping_info(&ctx.btid, &naf, false).await?;
-    ensure!(unaware.uicc_key.is_none(), "Ks_int_NAF released to a request that is not GBA_U aware");
+    ensure!(
+        unaware.uicc_key.is_none(),
+        "Ks_int_NAF released to a request that is not GBA_U aware"
+    );
     Ok("Ks_ext_NAF agrees; Ks_int_NAF only for GBA_U-aware requests".into())
 }
 
 async fn flow_resync(c: &Ctx) -> anyhow::Result<String> {
     // A fresh subscriber, created through the REST admin API.
-    let impi = format!("0010199{:08}@ims.mnc001.mcc001.3gppnetwork.org", u32::from_be_bytes(random_array()?) % 100_000_000);
+    let impi = format!(
+        "0010199{:08}@ims.mnc001.mcc001.3gppnetwork.org",
+        u32::from_be_bytes(random_array()?) % 100_000_000
+    );
     let k = hex::encode(random_array::<16>()?);
     let opc = hex::encode(random_array::<16>()?);
     let spec = serde_json::json!({ "impi": impi, "k": k, "opc": opc });
-    let (st, body) = c.admin("POST", "/admin/v1/subscribers", Some(spec.clone())).await?;
+    let (st, body) = c
+        .admin("POST", "/admin/v1/subscribers", Some(spec.clone()))
+        .await?;
     ensure!(st == 201, "admin API add subscriber: HTTP {st} {body}");
     let usim_file = c.work.path().join("usim-resync.toml");
     std::fs::write(
@@ -128,19 +170,33 @@ async fn flow_resync(c: &Ctx) -> anyhow::Result<String> {
     let mut agent = c.agent(&usim_file, "resync")?;
     agent.bootstrap(&c.dev.kmc.ub_url).await?;
     // Reset the network side: the card has already accepted the SQN the KMC will issue next.
-    let (st, body) = c.admin("DELETE", &format!("/admin/v1/subscribers/{impi}"), None).await?;
+    let (st, body) = c
+        .admin("DELETE", &format!("/admin/v1/subscribers/{impi}"), None)
+        .await?;
     ensure!(st == 204, "admin API delete: HTTP {st} {body}");
     let (st, body) = c.admin("POST", "/admin/v1/subscribers", Some(spec)).await?;
     ensure!(st == 201, "admin API re-add: HTTP {st} {body}");
-    let before = c.metric("seccf_kmc_ub_requests_total{outcome=\"resync\"}").await?;
+    let before = c
+        .metric("seccf_kmc_ub_requests_total{outcome=\"resync\"}")
+        .await?;
     let ctx = agent.bootstrap(&c.dev.kmc.ub_url).await?;
-    let after = c.metric("seccf_kmc_ub_requests_total{outcome=\"resync\"}").await?;
-    ensure!(after > before, "bootstrap succeeded but the KMC counted no resynchronisation");
+    let after = c
+        .metric("seccf_kmc_ub_requests_total{outcome=\"resync\"}")
+        .await?;
+    ensure!(
+        after > before,
+        "bootstrap succeeded but the KMC counted no resynchronisation"
+    );
     let zn = c.zn_client()?;
     let naf = c.naf_id(UaSecurityProtocolId::HTTP_DIGEST)?;
     let keys = zn.bootstrapping_info(&ctx.btid, &naf, false).await?;
-    ensure!(keys.me_key == agent.naf_key(&ctx, &naf)?, "keys differ after resync");
-    let (st, _) = c.admin("DELETE", &format!("/admin/v1/subscribers/{impi}"), None).await?;
+    ensure!(
+        keys.me_key == agent.naf_key(&ctx, &naf)?,
+        "keys differ after resync"
+    );
+    let (st, _) = c
+        .admin("DELETE", &format!("/admin/v1/subscribers/{impi}"), None)
+        .await?;
     ensure!(st == 204, "cleanup failed");
     Ok("AUTS accepted, SQN moved, bootstrap and Zn keys agree".into())
 }

@@ -126,7 +126,12 @@ fn write_private(path: &Path, data: &[u8]) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn new_subscriber(dir: &Path, name: &str, impi: &str, gba_u: bool) -> anyhow::Result<DevSubscriber> {
+fn new_subscriber(
+    dir: &Path,
+    name: &str,
+    impi: &str,
+    gba_u: bool,
+) -> anyhow::Result<DevSubscriber> {
     let k: [u8; 16] = random_array()?;
     let opc: [u8; 16] = random_array()?;
     let usim_file = dir.join(format!("usim-{name}.toml"));
@@ -147,9 +152,9 @@ fn new_subscriber(dir: &Path, name: &str, impi: &str, gba_u: bool) -> anyhow::Re
 
 async fn bind(port: u16) -> anyhow::Result<TcpListener> {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("binding {addr} (use --base-port to pick other ports, 0 for free ones)"))
+    TcpListener::bind(addr).await.with_context(|| {
+        format!("binding {addr} (use --base-port to pick other ports, 0 for free ones)")
+    })
 }
 
 /// Creates or reuses `data_dir` and starts the KMC on loopback.
@@ -202,7 +207,13 @@ pub async fn start(data_dir: &Path, base_port: u16) -> anyhow::Result<DevEnv> {
     };
 
     // Listeners first, so the config and dev.json carry the real ports.
-    let port = |off: u16| if base_port == 0 { 0 } else { base_port.saturating_add(off) };
+    let port = |off: u16| {
+        if base_port == 0 {
+            0
+        } else {
+            base_port.saturating_add(off)
+        }
+    };
     let ub_l = bind(port(0)).await?;
     let admin_l = bind(port(1)).await?;
     let zn_l = bind(port(2)).await?;
@@ -281,8 +292,8 @@ token_sha256 = "{token_hash}"
         if store.get_subscriber(&s.impi).await?.is_none() {
             let spec = SubscriberSpec {
                 impi: s.impi.clone(),
-                k: s.k.clone(),
-                opc: Some(s.opc.clone()),
+                k: s.k.clone().into(),
+                opc: Some(s.opc.clone().into()),
                 gba_type: Some(s.gba_type.clone()),
                 ..Default::default()
             };
@@ -327,18 +338,26 @@ token_sha256 = "{token_hash}"
         subscriber,
         subscriber_gba_u,
     };
-    write_private(&dev_json_path, serde_json::to_string_pretty(&info)?.as_bytes())?;
+    write_private(
+        &dev_json_path,
+        serde_json::to_string_pretty(&info)?.as_bytes(),
+    )?;
 
     let kmc_cfg = cfg.kmc.context("generated config lacks [kmc]")?;
     let mk = cfg.store.master_key()?;
-    let kmc = seccf_kmc::Kmc::new(kmc_cfg, store, mk.derive_subkey("seccf audit identity hashing v1"))?;
+    let kmc = seccf_kmc::Kmc::new(
+        kmc_cfg,
+        store,
+        mk.derive_subkey("seccf audit identity hashing v1"),
+    )?;
     let (tx, rx) = watch::channel(false);
     let listeners = seccf_kmc::KmcListeners {
         ub: ub_l,
         zn: zn_l,
         admin: admin_l,
     };
-    let task = tokio::spawn(async move { kmc.run(listeners, rx).await.map_err(anyhow::Error::from) });
+    let task =
+        tokio::spawn(async move { kmc.run(listeners, rx).await.map_err(anyhow::Error::from) });
     Ok(DevEnv {
         info,
         shutdown: tx,
@@ -360,7 +379,10 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     println!("  description      {dir}/dev.json");
     println!("  KMC Ub           {}", i.kmc.ub_url);
     println!("  KMC Zn (mTLS)    {}", i.kmc.zn_url);
-    println!("  KMC admin        {}  (token in {dir}/admin.token)", i.kmc.admin_url);
+    println!(
+        "  KMC admin        {}  (token in {dir}/admin.token)",
+        i.kmc.admin_url
+    );
     println!("  metrics          {}", i.kmc.metrics_url);
     println!();
     println!("Try:");

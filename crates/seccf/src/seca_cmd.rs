@@ -111,8 +111,9 @@ pub async fn run(args: SecaArgs) -> anyhow::Result<()> {
             if reveal {
                 use base64::Engine as _;
                 out["key_hex"] = key.reveal_hex().as_str().into();
-                out["key_base64"] =
-                    base64::engine::general_purpose::STANDARD.encode(key.expose()).into();
+                out["key_base64"] = base64::engine::general_purpose::STANDARD
+                    .encode(key.expose())
+                    .into();
             } else {
                 out["key"] = "[hidden: pass --reveal to print it]".into();
             }

@@ -302,7 +302,10 @@ mod tests {
         assert_eq!(mk.open(b"row-1", &sealed).unwrap().expose(), b"secret-k");
         assert_eq!(mk.open(b"row-2", &sealed), Err(SealError::Authentication));
         let other = MasterKey::generate().unwrap();
-        assert_eq!(other.open(b"row-1", &sealed), Err(SealError::Authentication));
+        assert_eq!(
+            other.open(b"row-1", &sealed),
+            Err(SealError::Authentication)
+        );
         let mut tampered = sealed.clone();
         *tampered.last_mut().unwrap() ^= 1;
         assert_eq!(mk.open(b"row-1", &tampered), Err(SealError::Authentication));

@@ -305,3 +305,55 @@ pub trait Store: Send + Sync + 'static {
     /// Liveness check for health endpoints.
     fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn naf(fqdns: &[&str]) -> NafRecord {
+        NafRecord {
+            name: "n".into(),
+            fqdns: fqdns.iter().map(|s| s.to_string()).collect(),
+            cert_sha256: "00".repeat(32),
+            gba_u_aware: false,
+        }
+    }
+
+    #[test]
+    fn fqdn_matching_exact_and_one_label_wildcard() {
+        let n = naf(&["naf.example.com", "*.apps.example.com"]);
+        assert!(n.allows_fqdn("naf.example.com"));
+        assert!(
+            n.allows_fqdn("NAF.Example.COM"),
+            "asked name is case-folded"
+        );
+        assert!(!n.allows_fqdn("other.example.com"));
+        assert!(!n.allows_fqdn("naf.example.com.evil"));
+        assert!(n.allows_fqdn("svc.apps.example.com"));
+        assert!(
+            !n.allows_fqdn("apps.example.com"),
+            "wildcard needs one label"
+        );
+        assert!(
+            !n.allows_fqdn("a.b.apps.example.com"),
+            "wildcard is one label only"
+        );
+        assert!(!n.allows_fqdn(".apps.example.com"), "empty label");
+        assert!(
+            !n.allows_fqdn("*.apps.example.com"),
+            "a literal star is not a label"
+        );
+        assert!(!naf(&[]).allows_fqdn("naf.example.com"));
+    }
+
+    #[test]
+    fn uss_and_naf_serde_shapes() {
+        let uss: UserSecuritySettings = serde_json::from_str(r#"{"flags":["a"]}"#).unwrap();
+        assert_eq!(uss.flags, vec!["a".to_string()]);
+        assert!(uss.public_ids.is_empty());
+        assert!(serde_json::from_str::<UserSecuritySettings>(r#"{"flag":[]}"#).is_err());
+        let n: NafRecord =
+            serde_json::from_str(r#"{"name":"x","fqdns":[],"cert_sha256":"ab"}"#).unwrap();
+        assert!(!n.gba_u_aware);
+    }
+}

@@ -145,7 +145,7 @@ pub async fn connect(
 /// Strips the brackets of an IPv6 literal ("[::1]" as written in URLs) so OpenSSL
 /// sees an address it can match against IP SANs, and refuses hosts that cannot be a
 /// name or address at all.
-fn normalize_host(host: &str) -> Result<&str, TlsError> {
+pub(crate) fn normalize_host(host: &str) -> Result<&str, TlsError> {
     let bare = host
         .strip_prefix('[')
         .and_then(|h| h.strip_suffix(']'))

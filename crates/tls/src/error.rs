@@ -22,6 +22,10 @@ pub enum TlsError {
     /// Generating a key or certificate failed (bad name, bad SAN, OpenSSL error).
     #[error("certificate generation: {0}")]
     Pki(String),
+    /// An OCSP message or URL could not be built or understood (which part, never the
+    /// bytes themselves).
+    #[error("OCSP: {0}")]
+    Ocsp(String),
     /// Writing a PEM file failed.
     #[error("cannot write {}: {source}", path.display())]
     Write {

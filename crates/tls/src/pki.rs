@@ -2,7 +2,9 @@
 //!
 //! `seccf dev` and the test suites use it to mint a CA, server leaves (with DNS/IP
 //! subject alternative names) and client leaves, all ECDSA P-256 signed with SHA-256.
-//! It is not a production CA: no CRLs, no OCSP, no intermediates, no key escrow policy.
+//! For revocation tests it can also put OCSP (AIA) and CRL distribution point URLs into
+//! leaves, mint an OCSP responder certificate, and sign a CRL. It is not a production CA:
+//! no intermediates, no CRL or OCSP service of its own, no key escrow policy.
 //!
 //! The fingerprint functions are production code: the KMC identifies a NAF (an OSG)
 //! by the lowercase hex SHA-256 of the DER certificate it presents on Zn.
@@ -13,7 +15,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use openssl::asn1::Asn1Time;
+use openssl::asn1::{Asn1Object, Asn1OctetString, Asn1Time};
 use openssl::bn::{BigNum, MsbOption};
 use openssl::ec::{EcGroup, EcKey};
 use openssl::error::ErrorStack;
@@ -24,10 +26,13 @@ use openssl::x509::extension::{
     AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage, KeyUsage, SubjectAlternativeName,
     SubjectKeyIdentifier,
 };
-use openssl::x509::{X509Builder, X509NameBuilder, X509};
+use openssl::x509::extension::CrlNumber;
+use openssl::x509::{X509Builder, X509CrlBuilder, X509Extension, X509NameBuilder, X509RevokedBuilder, X509};
 use seccf_secret::SecretBytes;
 
+use crate::der::{self, context, tlv, tlv_of, TAG_SEQUENCE};
 use crate::files;
+use crate::revocation::OcspUrl;
 use crate::TlsError;
 
 /// Longest validity accepted, in days (about 100 years); keeps the arithmetic far from
@@ -73,6 +78,18 @@ impl CertifiedKey {
         let key = parse_private_key(key_pem.expose(), "private key PEM")?;
         ensure_key_matches(&cert, &key, "private key PEM")?;
         certified_key(&cert, &key).map_err(|e| TlsError::Config(format!("re-encoding PEM: {e}")))
+    }
+
+    /// The serial number as uppercase hex without leading zeros (the form OpenSSL's CA
+    /// index files, `openssl ocsp -index`, use).
+    pub fn serial_hex(&self) -> Result<String, TlsError> {
+        let cert = self.certificate()?;
+        let bn = cert
+            .serial_number()
+            .to_bn()
+            .map_err(pki_err("serial number"))?;
+        let hex = bn.to_hex_str().map_err(pki_err("serial number"))?;
+        Ok(hex.to_string())
     }
 
     fn certificate(&self) -> Result<X509, TlsError> {
@@ -143,6 +160,156 @@ pub fn issue_client_cert(
     )
 }
 
+/// Where relying parties find revocation status for a leaf: URLs written into the
+/// authorityInfoAccess (OCSP) and cRLDistributionPoints extensions. Plain `http://`
+/// URLs only, as RFC 5280 recommends for both.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RevocationPointers<'a> {
+    /// OCSP responder URL (AIA id-ad-ocsp).
+    pub ocsp_url: Option<&'a str>,
+    /// CRL URL (distribution point fullName).
+    pub crl_url: Option<&'a str>,
+}
+
+/// clientAuth leaf carrying OCSP and/or CRL pointers.
+pub fn issue_client_cert_with(
+    ca: &CertifiedKey,
+    common_name: &str,
+    days: u32,
+    pointers: &RevocationPointers<'_>,
+) -> Result<CertifiedKey, TlsError> {
+    build_with(
+        common_name,
+        &Profile::Client,
+        Some(ca),
+        Validity::days_from_now(days)?,
+        pointers,
+    )
+}
+
+/// A delegated OCSP responder certificate (RFC 6960 4.2.2.2): issued by `ca`,
+/// extendedKeyUsage id-kp-OCSPSigning, and id-pkix-ocsp-nocheck so that relying parties
+/// do not ask for the responder's own status.
+pub fn issue_ocsp_responder_cert(
+    ca: &CertifiedKey,
+    common_name: &str,
+    days: u32,
+) -> Result<CertifiedKey, TlsError> {
+    build(
+        common_name,
+        &Profile::OcspResponder,
+        Some(ca),
+        Validity::days_from_now(days)?,
+    )
+}
+
+/// Longest CRL validity accepted by [`generate_crl`], in days.
+pub const MAX_CRL_DAYS: u32 = 3650;
+
+/// A v2 CRL signed by `ca` that revokes `revoked` (may be empty), valid from one hour
+/// ago for `days` days, with CRL number `number`. PEM text.
+///
+/// Built with `openssl::x509::X509CrlBuilder` (openssl 0.10.82), not the `openssl ca`
+/// command.
+pub fn generate_crl(
+    ca: &CertifiedKey,
+    revoked: &[&CertifiedKey],
+    number: u32,
+    days: u32,
+) -> Result<String, TlsError> {
+    if days == 0 || days > MAX_CRL_DAYS {
+        return Err(TlsError::Pki(format!(
+            "CRL validity must be 1..={MAX_CRL_DAYS} days, got {days}"
+        )));
+    }
+    let ca_cert = ca.certificate()?;
+    let ca_key = ca.private_key()?;
+    ensure_key_matches(&ca_cert, &ca_key, "issuer private key")?;
+    let now = now_unix()?;
+    let this_update = Asn1Time::from_unix(now - BACKDATE_SECS).map_err(pki_err("thisUpdate"))?;
+    let next_update = Asn1Time::from_unix(now + i64::from(days) * SECS_PER_DAY)
+        .map_err(pki_err("nextUpdate"))?;
+
+    let mut b = X509CrlBuilder::new().map_err(pki_err("CRL builder"))?;
+    b.set_issuer_name(ca_cert.subject_name())
+        .map_err(pki_err("CRL issuer"))?;
+    b.set_last_update(&this_update)
+        .map_err(pki_err("thisUpdate"))?;
+    b.set_next_update(&next_update)
+        .map_err(pki_err("nextUpdate"))?;
+    for leaf in revoked {
+        let cert = leaf.certificate()?;
+        let mut r = X509RevokedBuilder::new().map_err(pki_err("revoked entry"))?;
+        r.set_serial_number(cert.serial_number())
+            .map_err(pki_err("revoked serial"))?;
+        r.set_revocation_date(&this_update)
+            .map_err(pki_err("revocation date"))?;
+        b.add_revoked(r.build()).map_err(pki_err("revoked entry"))?;
+    }
+    // X509CrlBuilder::build insists on an authorityKeyIdentifier and a cRLNumber
+    // (RFC 5280 5.2.1, 5.2.3). The key id is the CA's own subjectKeyIdentifier.
+    let ski = ca_cert
+        .subject_key_id()
+        .ok_or_else(|| TlsError::Pki("issuer certificate has no subjectKeyIdentifier".into()))?;
+    let aki = tlv(TAG_SEQUENCE, &tlv(0x80, ski.as_slice()));
+    b.append_extension(der_extension(OID_AUTHORITY_KEY_ID, false, &aki)?)
+        .map_err(pki_err("CRL authorityKeyIdentifier"))?;
+    let number = BigNum::from_u32(number).map_err(pki_err("CRL number"))?;
+    let number = CrlNumber::new(number)
+        .and_then(CrlNumber::build)
+        .map_err(pki_err("CRL number"))?;
+    b.append_extension(number).map_err(pki_err("CRL number"))?;
+    b.sort().map_err(pki_err("CRL sort"))?;
+    b.sign(&ca_key, MessageDigest::sha256())
+        .map_err(pki_err("CRL signing"))?;
+    let crl = b.build().map_err(pki_err("CRL"))?;
+    let pem = crl.to_pem().map_err(pki_err("CRL encoding"))?;
+    String::from_utf8(pem).map_err(|_| TlsError::Pki("CRL encoding: not UTF-8".into()))
+}
+
+const OID_AUTHORITY_INFO_ACCESS: &str = "1.3.6.1.5.5.7.1.1";
+const OID_CRL_DISTRIBUTION_POINTS: &str = "2.5.29.31";
+const OID_AUTHORITY_KEY_ID: &str = "2.5.29.35";
+const OID_OCSP_NOCHECK: &str = "1.3.6.1.5.5.7.48.1.5";
+/// id-ad-ocsp.
+const ARCS_AD_OCSP: [u64; 9] = [1, 3, 6, 1, 5, 5, 7, 48, 1];
+/// GeneralName uniformResourceIdentifier, [6] IMPLICIT IA5String.
+const TAG_GN_URI: u8 = 0x86;
+
+/// An X.509 extension from its dotted OID and DER value. The `openssl` crate builds AIA
+/// and CRL distribution points only through OpenSSL's deprecated config-string API, so
+/// these values are encoded here (module `der`).
+fn der_extension(oid: &str, critical: bool, value: &[u8]) -> Result<X509Extension, TlsError> {
+    let obj = Asn1Object::from_str(oid).map_err(pki_err("extension OID"))?;
+    let value = Asn1OctetString::new_from_bytes(value).map_err(pki_err("extension value"))?;
+    X509Extension::new_from_der(&obj, critical, &value).map_err(pki_err("extension"))
+}
+
+/// authorityInfoAccess with one OCSP access description (RFC 5280 4.2.2.1).
+fn aia_ocsp_der(url: &str) -> Vec<u8> {
+    let access = tlv_of(
+        TAG_SEQUENCE,
+        &[&der::oid(&ARCS_AD_OCSP), &tlv(TAG_GN_URI, url.as_bytes())],
+    );
+    tlv(TAG_SEQUENCE, &access)
+}
+
+/// cRLDistributionPoints with one point whose fullName is `url` (RFC 5280 4.2.1.13).
+/// DistributionPointName is a CHOICE, so its [0] tag is explicit; fullName [0] is
+/// implicit GeneralNames.
+fn crl_dp_der(url: &str) -> Vec<u8> {
+    let full_name = tlv(context(0), &tlv(TAG_GN_URI, url.as_bytes()));
+    let dp_name = tlv(context(0), &full_name);
+    tlv(TAG_SEQUENCE, &tlv(TAG_SEQUENCE, &dp_name))
+}
+
+/// Refuses URLs that are not plain http (the same rules the OCSP client applies).
+fn check_pointer_url(url: &str, what: &str) -> Result<(), TlsError> {
+    OcspUrl::parse(url)
+        .map(|_| ())
+        .map_err(|e| TlsError::Pki(format!("{what}: {e}")))
+}
+
 /// Writes cert and key PEM files (key file mode 0600 on unix), creating parent dirs.
 ///
 /// Each file is written to a temporary name in the same directory and renamed into
@@ -196,6 +363,7 @@ enum Profile<'a> {
     Ca,
     Server(&'a [San]),
     Client,
+    OcspResponder,
 }
 
 /// A subject alternative name, classified once so the builder cannot misread it.
@@ -303,7 +471,30 @@ fn build(
     issuer: Option<&CertifiedKey>,
     validity: Validity,
 ) -> Result<CertifiedKey, TlsError> {
+    build_with(
+        common_name,
+        profile,
+        issuer,
+        validity,
+        &RevocationPointers::default(),
+    )
+}
+
+/// [`build`] with revocation pointers.
+fn build_with(
+    common_name: &str,
+    profile: &Profile<'_>,
+    issuer: Option<&CertifiedKey>,
+    validity: Validity,
+    pointers: &RevocationPointers<'_>,
+) -> Result<CertifiedKey, TlsError> {
     check_common_name(common_name)?;
+    if let Some(url) = pointers.ocsp_url {
+        check_pointer_url(url, "OCSP URL")?;
+    }
+    if let Some(url) = pointers.crl_url {
+        check_pointer_url(url, "CRL URL")?;
+    }
 
     let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).map_err(pki_err("P-256 group"))?;
     let ec = EcKey::generate(&group).map_err(pki_err("key generation"))?;
@@ -366,7 +557,7 @@ fn build(
                 .map_err(pki_err("keyUsage"))?;
             b.append_extension(ku).map_err(pki_err("keyUsage"))?;
         }
-        Profile::Server(_) | Profile::Client => {
+        Profile::Server(_) | Profile::Client | Profile::OcspResponder => {
             let bc = BasicConstraints::new()
                 .critical()
                 .build()
@@ -383,6 +574,7 @@ fn build(
             let mut eku = ExtendedKeyUsage::new();
             match profile {
                 Profile::Server(_) => eku.server_auth(),
+                Profile::OcspResponder => eku.other("OCSPSigning"),
                 _ => eku.client_auth(),
             };
             let eku = eku.build().map_err(pki_err("extendedKeyUsage"))?;
@@ -405,6 +597,20 @@ fn build(
             .map_err(pki_err("authorityKeyIdentifier"))?;
         b.append_extension(aki)
             .map_err(pki_err("authorityKeyIdentifier"))?;
+    }
+
+    if let Profile::OcspResponder = profile {
+        // id-pkix-ocsp-nocheck: value NULL.
+        b.append_extension(der_extension(OID_OCSP_NOCHECK, false, &[0x05, 0x00])?)
+            .map_err(pki_err("ocspNoCheck"))?;
+    }
+    if let Some(url) = pointers.ocsp_url {
+        b.append_extension(der_extension(OID_AUTHORITY_INFO_ACCESS, false, &aia_ocsp_der(url))?)
+            .map_err(pki_err("authorityInfoAccess"))?;
+    }
+    if let Some(url) = pointers.crl_url {
+        b.append_extension(der_extension(OID_CRL_DISTRIBUTION_POINTS, false, &crl_dp_der(url))?)
+            .map_err(pki_err("cRLDistributionPoints"))?;
     }
 
     if let Profile::Server(sans) = profile {

@@ -4,10 +4,12 @@
 //! Used by the KMC's Zn interface, where a NAF authenticates with a client certificate
 //! and is known by that certificate's SHA-256 fingerprint.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 
-use openssl::ssl::{SslAcceptor, SslAcceptorBuilder, SslMethod, SslVerifyMode, SslVersion};
+use openssl::ssl::{
+    SslAcceptor, SslAcceptorBuilder, SslContextBuilder, SslMethod, SslVerifyMode, SslVersion,
+};
 use openssl::x509::store::X509StoreBuilder;
 use openssl::x509::X509VerifyResult;
 use serde::Deserialize;
@@ -67,21 +69,6 @@ pub fn acceptor_builder(cfg: &ServerTlsConfig) -> Result<SslAcceptorBuilder, Tls
         ));
     }
 
-    let cert_what = format!("cert_file {}", cfg.cert_file.display());
-    let key_what = format!("key_file {}", cfg.key_file.display());
-    let chain = parse_certificates(
-        &files::read_pem_file(&cfg.cert_file, "cert_file")?,
-        &cert_what,
-    )?;
-    let key_pem = files::read_secret_pem_file(&cfg.key_file, "key_file")?;
-    let key = parse_private_key(key_pem.expose(), &key_what)?;
-
-    let mut chain = chain.into_iter();
-    let leaf = chain
-        .next()
-        .ok_or_else(|| TlsError::Config(format!("{cert_what}: no certificate found")))?;
-    ensure_key_matches(&leaf, &key, &key_what)?;
-
     let ossl = |what: &'static str| move |e| TlsError::Config(format!("{what}: {e}"));
     // Mozilla "intermediate" v5: ECDHE/DHE AEAD suites for TLS 1.2, the three standard
     // TLS 1.3 suites, TLS 1.0/1.1 disabled.
@@ -91,16 +78,7 @@ pub fn acceptor_builder(cfg: &ServerTlsConfig) -> Result<SslAcceptorBuilder, Tls
     // that later option changes cannot lower by accident.
     b.set_min_proto_version(Some(SslVersion::TLS1_2))
         .map_err(ossl("minimum TLS version"))?;
-    b.set_certificate(&leaf)
-        .map_err(|e| TlsError::Config(format!("{cert_what}: {e}")))?;
-    for extra in chain {
-        b.add_extra_chain_cert(extra)
-            .map_err(|e| TlsError::Config(format!("{cert_what}: intermediate certificate: {e}")))?;
-    }
-    b.set_private_key(&key)
-        .map_err(|e| TlsError::Config(format!("{key_what}: {e}")))?;
-    b.check_private_key()
-        .map_err(|e| TlsError::Config(format!("{key_what}: does not match {cert_what}: {e}")))?;
+    install_certificate(&mut b, &cfg.cert_file, &cfg.key_file, ("cert_file", "key_file"))?;
     b.set_session_id_context(SESSION_ID_CONTEXT)
         .map_err(ossl("session id context"))?;
 
@@ -133,6 +111,39 @@ pub fn acceptor_builder(cfg: &ServerTlsConfig) -> Result<SslAcceptorBuilder, Tls
         }
     }
     Ok(b)
+}
+
+/// Loads a certificate chain (leaf first) and its private key into `b`, checking that
+/// they belong together. `names` are the settings named in error messages (for example
+/// `("cert_file", "key_file")`).
+pub(crate) fn install_certificate(
+    b: &mut SslContextBuilder,
+    cert_file: &Path,
+    key_file: &Path,
+    names: (&str, &str),
+) -> Result<(), TlsError> {
+    let (cert_name, key_name) = names;
+    let cert_what = format!("{cert_name} {}", cert_file.display());
+    let key_what = format!("{key_name} {}", key_file.display());
+    let chain = parse_certificates(&files::read_pem_file(cert_file, cert_name)?, &cert_what)?;
+    let key_pem = files::read_secret_pem_file(key_file, key_name)?;
+    let key = parse_private_key(key_pem.expose(), &key_what)?;
+
+    let mut chain = chain.into_iter();
+    let leaf = chain
+        .next()
+        .ok_or_else(|| TlsError::Config(format!("{cert_what}: no certificate found")))?;
+    ensure_key_matches(&leaf, &key, &key_what)?;
+    b.set_certificate(&leaf)
+        .map_err(|e| TlsError::Config(format!("{cert_what}: {e}")))?;
+    for extra in chain {
+        b.add_extra_chain_cert(extra)
+            .map_err(|e| TlsError::Config(format!("{cert_what}: intermediate certificate: {e}")))?;
+    }
+    b.set_private_key(&key)
+        .map_err(|e| TlsError::Config(format!("{key_what}: {e}")))?;
+    b.check_private_key()
+        .map_err(|e| TlsError::Config(format!("{key_what}: does not match {cert_what}: {e}")))
 }
 
 /// Handshake on an accepted TCP stream.

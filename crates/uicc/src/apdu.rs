@@ -287,7 +287,10 @@ mod tests {
 
     #[test]
     fn encode_limits() {
-        assert_eq!(cmd(&[0; 256], None).try_encode(), Err(ApduError::DataTooLong));
+        assert_eq!(
+            cmd(&[0; 256], None).try_encode(),
+            Err(ApduError::DataTooLong)
+        );
         assert!(cmd(&[0; 256], None).encode().is_empty());
         assert_eq!(cmd(&[], Some(0)).try_encode(), Err(ApduError::BadLe));
         assert_eq!(cmd(&[], Some(257)).try_encode(), Err(ApduError::BadLe));
@@ -296,9 +299,18 @@ mod tests {
     #[test]
     fn parse_errors() {
         assert_eq!(Command::parse(&[0, 0, 0]), Err(ApduError::TooShort));
-        assert_eq!(Command::parse(&[0, 0, 0, 0, 0, 1, 2]), Err(ApduError::ExtendedLength));
-        assert_eq!(Command::parse(&[0, 0, 0, 0, 3, 1]), Err(ApduError::LengthMismatch));
-        assert_eq!(Command::parse(&[0, 0, 0, 0, 1, 1, 2, 3]), Err(ApduError::LengthMismatch));
+        assert_eq!(
+            Command::parse(&[0, 0, 0, 0, 0, 1, 2]),
+            Err(ApduError::ExtendedLength)
+        );
+        assert_eq!(
+            Command::parse(&[0, 0, 0, 0, 3, 1]),
+            Err(ApduError::LengthMismatch)
+        );
+        assert_eq!(
+            Command::parse(&[0, 0, 0, 0, 1, 1, 2, 3]),
+            Err(ApduError::LengthMismatch)
+        );
         assert_eq!(Command::parse(&[0; 262]), Err(ApduError::TooLong));
         assert_eq!(Response::parse(&[0x90]), Err(ApduError::TooShort));
         assert_eq!(Response::parse(&[0; 259]), Err(ApduError::TooLong));
@@ -309,7 +321,10 @@ mod tests {
         let r = Response::new(vec![0xdb, 0x08, 0x11], 0x9000);
         assert_eq!(r.encode(), [0xdb, 0x08, 0x11, 0x90, 0x00]);
         assert_eq!(Response::parse(&r.encode()).unwrap(), r);
-        assert_eq!(Response::parse(&[0x98, 0x62]).unwrap(), Response::status(0x9862));
+        assert_eq!(
+            Response::parse(&[0x98, 0x62]).unwrap(),
+            Response::status(0x9862)
+        );
         assert_eq!((r.sw1(), r.sw2()), (0x90, 0x00));
         let d = format!("{r:?}");
         assert!(d.contains("3 octets") && !d.contains("11"), "{d}");

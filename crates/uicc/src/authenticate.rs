@@ -252,7 +252,10 @@ mod tests {
         let d = encode_3g(&rand, &autn);
         assert_eq!(d.len(), 34);
         assert_eq!((d[0], d[17]), (16, 16));
-        assert_eq!(parse_request(P2_3G, &d), Ok(AuthRequest::ThreeG { rand, autn }));
+        assert_eq!(
+            parse_request(P2_3G, &d),
+            Ok(AuthRequest::ThreeG { rand, autn })
+        );
         let d = encode_gba_bootstrap(&rand, &autn);
         assert_eq!(d[0], 0xDD);
         assert_eq!(
@@ -273,10 +276,16 @@ mod tests {
     #[test]
     fn request_errors() {
         let d = encode_3g(&[1; 16], &[2; 16]);
-        assert_eq!(parse_request(P2_3G, &d[..33]), Err(AuthFormatError::Truncated));
+        assert_eq!(
+            parse_request(P2_3G, &d[..33]),
+            Err(AuthFormatError::Truncated)
+        );
         let mut long = d.clone();
         long.push(0);
-        assert_eq!(parse_request(P2_3G, &long), Err(AuthFormatError::TrailingData));
+        assert_eq!(
+            parse_request(P2_3G, &long),
+            Err(AuthFormatError::TrailingData)
+        );
         assert_eq!(parse_request(0x80, &d), Err(AuthFormatError::BadTag));
         assert_eq!(parse_request(P2_GBA, &d), Err(AuthFormatError::BadTag));
         assert_eq!(parse_request(P2_GBA, &[]), Err(AuthFormatError::Truncated));
@@ -308,14 +317,14 @@ mod tests {
         let d = encode_sync_failure(&[7; 14]);
         assert_eq!(parse_response(&d), Ok(AuthResponse::SyncFailure([7; 14])));
         assert_eq!(parse_response(&[0xDB]), Err(AuthFormatError::Truncated));
-        assert_eq!(parse_response(&[0xDB, 2, 1]), Err(AuthFormatError::Truncated));
+        assert_eq!(
+            parse_response(&[0xDB, 2, 1]),
+            Err(AuthFormatError::Truncated)
+        );
         assert_eq!(parse_response(&[0xDC, 13]), Err(AuthFormatError::Truncated));
         assert_eq!(parse_response(&[0x00]), Err(AuthFormatError::BadTag));
         let five = encode_success(&[&[1], &[1], &[1], &[1], &[1]]).unwrap();
         assert_eq!(parse_response(&five), Err(AuthFormatError::TrailingData));
-        assert_eq!(
-            encode_success(&[&[0; 256]]),
-            Err(AuthFormatError::TooLong)
-        );
+        assert_eq!(encode_success(&[&[0; 256]]), Err(AuthFormatError::TooLong));
     }
 }

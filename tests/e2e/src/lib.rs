@@ -189,8 +189,8 @@ token_sha256 = "{token_hash}"
     pub async fn add(&self, sub: &TestSub) {
         let spec = seccf_kmc::admin::SubscriberSpec {
             impi: sub.impi.clone(),
-            k: sub.k.clone(),
-            opc: Some(sub.opc.clone()),
+            k: sub.k.clone().into(),
+            opc: Some(sub.opc.clone().into()),
             gba_type: Some(if sub.gba_u { "GBA_U" } else { "GBA_ME" }.into()),
             ..Default::default()
         };
@@ -226,7 +226,11 @@ token_sha256 = "{token_hash}"
 
     /// Prometheus text of the admin listener.
     pub async fn metrics(&self) -> String {
-        let addr = self.admin_url.trim_start_matches("http://").parse().unwrap();
+        let addr = self
+            .admin_url
+            .trim_start_matches("http://")
+            .parse()
+            .unwrap();
         let r = http_request(addr, "GET", "/metrics", &[], b"").await;
         String::from_utf8_lossy(&r.body).into_owned()
     }
@@ -241,16 +245,23 @@ token_sha256 = "{token_hash}"
             .sum()
     }
 
-    /// Stops the KMC and waits for it.
-    pub async fn stop(self) {
+    /// Stops the KMC, waits for it, and hands back the working directory (deleted when
+    /// the returned value is dropped).
+    pub async fn stop(self) -> tempfile::TempDir {
         let _ = self.shutdown.send(true);
         let _ = self.task.await;
+        drop(self.store);
+        self.dir
     }
 }
 
 /// Sends raw bytes on a new TCP connection and returns whatever comes back before the
 /// server closes or `wait` passes.
-pub async fn raw_exchange(addr: std::net::SocketAddr, bytes: &[u8], wait: std::time::Duration) -> String {
+pub async fn raw_exchange(
+    addr: std::net::SocketAddr,
+    bytes: &[u8],
+    wait: std::time::Duration,
+) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
     let _ = s.write_all(bytes).await;
@@ -311,7 +322,11 @@ pub async fn http_request(
     parse_response(&text)
 }
 
-async fn raw_exchange_bytes(addr: std::net::SocketAddr, bytes: &[u8], wait: std::time::Duration) -> Vec<u8> {
+async fn raw_exchange_bytes(
+    addr: std::net::SocketAddr,
+    bytes: &[u8],
+    wait: std::time::Duration,
+) -> Vec<u8> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
     let _ = s.write_all(bytes).await;

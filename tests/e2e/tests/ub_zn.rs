@@ -39,8 +39,12 @@ async fn gba_me_bootstrap_then_zn_keys_agree() {
         assert!(keys.key_expiry_unix > seccf_kmc::unix_now());
     }
     // Keys for different NAF_Ids differ.
-    let a = agent.naf_key(&ctx, &naf(UaSecurityProtocolId::HTTP_DIGEST)).unwrap();
-    let b = agent.naf_key(&ctx, &naf(UaSecurityProtocolId::TLS13_SHARED_KEY)).unwrap();
+    let a = agent
+        .naf_key(&ctx, &naf(UaSecurityProtocolId::HTTP_DIGEST))
+        .unwrap();
+    let b = agent
+        .naf_key(&ctx, &naf(UaSecurityProtocolId::TLS13_SHARED_KEY))
+        .unwrap();
     assert_ne!(a, b);
     kmc.stop().await;
 }
@@ -67,9 +71,15 @@ async fn gba_u_bootstrap_then_zn_keys_agree() {
     );
     let f = m.f2345(&ctx.rand);
     let ks = seccf_gba::kdf::ks(&f.ck, &f.ik);
-    assert_eq!(int, seccf_gba::naf::ks_int_naf(&ks, &ctx.rand, &sub.impi, &id).unwrap());
+    assert_eq!(
+        int,
+        seccf_gba::naf::ks_int_naf(&ks, &ctx.rand, &sub.impi, &id).unwrap()
+    );
     let unaware = zn.bootstrapping_info(&ctx.btid, &id, false).await.unwrap();
-    assert!(unaware.uicc_key.is_none(), "no Ks_int_NAF without gbaUAware");
+    assert!(
+        unaware.uicc_key.is_none(),
+        "no Ks_int_NAF without gbaUAware"
+    );
     kmc.stop().await;
 }
 
@@ -82,14 +92,31 @@ async fn forced_sqn_resynchronisation() {
     agent.bootstrap(&kmc.ub_url).await.unwrap();
     // Roll the network's SQN back: the card has already seen the next SQN it will send.
     assert!(kmc.store.set_sqn(&sub.impi, 32).await.unwrap());
-    let before = kmc.metric("seccf_kmc_ub_requests_total{outcome=\"resync\"}").await;
+    let before = kmc
+        .metric("seccf_kmc_ub_requests_total{outcome=\"resync\"}")
+        .await;
     let ctx = agent.bootstrap(&kmc.ub_url).await.unwrap();
-    let after = kmc.metric("seccf_kmc_ub_requests_total{outcome=\"resync\"}").await;
+    let after = kmc
+        .metric("seccf_kmc_ub_requests_total{outcome=\"resync\"}")
+        .await;
     assert_eq!(after, before + 1.0, "exactly one resynchronisation round");
-    let counter = kmc.store.get_subscriber(&sub.impi).await.unwrap().unwrap().sqn;
-    assert!(counter > 64, "SQN moved past the card's SQN_MS (now {counter})");
+    let counter = kmc
+        .store
+        .get_subscriber(&sub.impi)
+        .await
+        .unwrap()
+        .unwrap()
+        .sqn;
+    assert!(
+        counter >= 64,
+        "SQN moved to SEQ 2 past the card's SQN_MS 33 (now {counter})"
+    );
     let id = naf(UaSecurityProtocolId::HTTP_DIGEST);
-    let keys = kmc.zn().bootstrapping_info(&ctx.btid, &id, false).await.unwrap();
+    let keys = kmc
+        .zn()
+        .bootstrapping_info(&ctx.btid, &id, false)
+        .await
+        .unwrap();
     assert_eq!(keys.me_key, agent.naf_key(&ctx, &id).unwrap());
     kmc.stop().await;
 }
@@ -111,14 +138,22 @@ async fn concurrent_bootstraps_of_one_subscriber_all_succeed() {
             seccf_seca::Agent::new(seccf_uicc::Usim::new(card)).unwrap()
         };
         let url = kmc.ub_url.clone();
-        tasks.push(tokio::spawn(async move { agent.bootstrap(&url).await.map(|c| c.btid) }));
+        tasks.push(tokio::spawn(async move {
+            agent.bootstrap(&url).await.map(|c| c.btid)
+        }));
     }
     let mut btids = std::collections::HashSet::new();
     for t in tasks {
         btids.insert(t.await.unwrap().unwrap());
     }
     assert_eq!(btids.len(), 8);
-    let counter = kmc.store.get_subscriber(&sub.impi).await.unwrap().unwrap().sqn;
+    let counter = kmc
+        .store
+        .get_subscriber(&sub.impi)
+        .await
+        .unwrap()
+        .unwrap()
+        .sqn;
     assert_eq!(counter, 32 + 8, "one SQN per vector, none lost");
     kmc.stop().await;
 }
@@ -152,7 +187,14 @@ async fn wrong_res_and_replayed_response_are_refused() {
         b"",
     )
     .unwrap();
-    let r = http_request(kmc.ub_addr, "GET", "/", &[("Authorization", &wrong.to_header_value())], b"").await;
+    let r = http_request(
+        kmc.ub_addr,
+        "GET",
+        "/",
+        &[("Authorization", &wrong.to_header_value())],
+        b"",
+    )
+    .await;
     assert_eq!(r.status, 403, "{}", String::from_utf8_lossy(&r.body));
     assert!(String::from_utf8_lossy(&r.body).contains("wrong RES"));
 
@@ -178,21 +220,63 @@ async fn wrong_res_and_replayed_response_are_refused() {
         } => (authorization, pending),
         other => panic!("expected a response, got {other:?}"),
     };
-    let ok = http_request(kmc.ub_addr, "GET", "/", &[("Authorization", &authorization)], b"").await;
+    let ok = http_request(
+        kmc.ub_addr,
+        "GET",
+        "/",
+        &[("Authorization", &authorization)],
+        b"",
+    )
+    .await;
     assert_eq!(ok.status, 200);
-    assert_eq!(ok.header("content-type"), Some("application/vnd.3gpp.bsf+xml"));
-    let ctx = seccf_seca::ub::finish(pending, ok.header("authentication-info"), &ok.body, seccf_kmc::unix_now()).unwrap();
-    let sqn_after_ok = kmc.store.get_subscriber(&sub.impi).await.unwrap().unwrap().sqn;
+    assert_eq!(
+        ok.header("content-type"),
+        Some("application/vnd.3gpp.bsf+xml")
+    );
+    let ctx = seccf_seca::ub::finish(
+        pending,
+        ok.header("authentication-info"),
+        &ok.body,
+        seccf_kmc::unix_now(),
+    )
+    .unwrap();
+    let sqn_after_ok = kmc
+        .store
+        .get_subscriber(&sub.impi)
+        .await
+        .unwrap()
+        .unwrap()
+        .sqn;
 
-    let replay = http_request(kmc.ub_addr, "GET", "/", &[("Authorization", &authorization)], b"").await;
-    assert_eq!(replay.status, 401, "a replayed response must not bootstrap again");
+    let replay = http_request(
+        kmc.ub_addr,
+        "GET",
+        "/",
+        &[("Authorization", &authorization)],
+        b"",
+    )
+    .await;
+    assert_eq!(
+        replay.status, 401,
+        "a replayed response must not bootstrap again"
+    );
     assert!(String::from_utf8_lossy(&replay.body).contains("already used"));
     // The replay created no context and did not disturb the existing one.
     let zn = kmc.zn();
     let id = naf(UaSecurityProtocolId::HTTP_DIGEST);
     assert!(zn.bootstrapping_info(&ctx.btid, &id, false).await.is_ok());
-    let sqn_after_replay = kmc.store.get_subscriber(&sub.impi).await.unwrap().unwrap().sqn;
-    assert_eq!(sqn_after_replay, sqn_after_ok + 1, "the replay only cost a fresh challenge");
+    let sqn_after_replay = kmc
+        .store
+        .get_subscriber(&sub.impi)
+        .await
+        .unwrap()
+        .unwrap()
+        .sqn;
+    assert_eq!(
+        sqn_after_replay,
+        sqn_after_ok + 1,
+        "the replay only cost a fresh challenge"
+    );
     kmc.stop().await;
 }
 
@@ -243,16 +327,52 @@ async fn malformed_ub_requests_get_clear_4xx() {
 
     // Bad base64 in auts (after a real challenge).
     let (_, ch) = first_round(&kmc, &sub.impi).await;
-    let mut creds = seccf_digest::answer(&ch, &sub.impi, b"", "GET", "/", Some(seccf_digest::Qop::AuthInt), 1, "c1", b"").unwrap();
+    let mut creds = seccf_digest::answer(
+        &ch,
+        &sub.impi,
+        b"",
+        "GET",
+        "/",
+        Some(seccf_digest::Qop::AuthInt),
+        1,
+        "c1",
+        b"",
+    )
+    .unwrap();
     creds.auts = Some("!!!not-base64!!!".into());
-    let r = http_request(a, "GET", "/", &[("Authorization", &creds.to_header_value())], b"").await;
+    let r = http_request(
+        a,
+        "GET",
+        "/",
+        &[("Authorization", &creds.to_header_value())],
+        b"",
+    )
+    .await;
     assert_eq!(r.status, 400, "{}", String::from_utf8_lossy(&r.body));
 
     // AUTS with a wrong MAC-S.
     let (_, ch) = first_round(&kmc, &sub.impi).await;
-    let mut creds = seccf_digest::answer(&ch, &sub.impi, b"", "GET", "/", Some(seccf_digest::Qop::AuthInt), 1, "c1", b"").unwrap();
+    let mut creds = seccf_digest::answer(
+        &ch,
+        &sub.impi,
+        b"",
+        "GET",
+        "/",
+        Some(seccf_digest::Qop::AuthInt),
+        1,
+        "c1",
+        b"",
+    )
+    .unwrap();
     creds.auts = Some(base64::engine::general_purpose::STANDARD.encode([7u8; 14]));
-    let r = http_request(a, "GET", "/", &[("Authorization", &creds.to_header_value())], b"").await;
+    let r = http_request(
+        a,
+        "GET",
+        "/",
+        &[("Authorization", &creds.to_header_value())],
+        b"",
+    )
+    .await;
     assert_eq!(r.status, 403);
 
     // After all that the subscriber still bootstraps normally.
@@ -271,7 +391,9 @@ async fn slow_clients_do_not_stall_others() {
     let mut slow = Vec::new();
     for _ in 0..10 {
         let mut s = tokio::net::TcpStream::connect(kmc.ub_addr).await.unwrap();
-        s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nAuthori").await.unwrap();
+        s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nAuthori")
+            .await
+            .unwrap();
         slow.push(s);
     }
     // A normal client is served meanwhile.
@@ -284,7 +406,10 @@ async fn slow_clients_do_not_stall_others() {
     for mut s in slow {
         let mut buf = Vec::new();
         let r = tokio::time::timeout(Duration::from_secs(6), s.read_to_end(&mut buf)).await;
-        assert!(r.is_ok(), "slow client still connected after the header timeout");
+        assert!(
+            r.is_ok(),
+            "slow client still connected after the header timeout"
+        );
     }
     kmc.stop().await;
 }
@@ -301,7 +426,11 @@ async fn zn_refusals() {
     // Unknown B-TID.
     let err = kmc
         .zn()
-        .bootstrapping_info(&format!("AAAAAAAAAAAAAAAAAAAAAA==@{BSF_DOMAIN}"), &id, false)
+        .bootstrapping_info(
+            &format!("AAAAAAAAAAAAAAAAAAAAAA==@{BSF_DOMAIN}"),
+            &id,
+            false,
+        )
         .await
         .unwrap_err();
     assert!(err.is_unknown_btid(), "{err}");
@@ -309,7 +438,9 @@ async fn zn_refusals() {
     // A NAF FQDN this NAF is not registered for.
     let other = NafId::new("other.e2e.test", UaSecurityProtocolId::HTTP_DIGEST).unwrap();
     match kmc.zn().bootstrapping_info(&ctx.btid, &other, false).await {
-        Err(ZnClientError::Refused { status: 403, cause }) => assert_eq!(cause, "NAF_NOT_AUTHORIZED"),
+        Err(ZnClientError::Refused { status: 403, cause }) => {
+            assert_eq!(cause, "NAF_NOT_AUTHORIZED")
+        }
         other => panic!("expected 403, got {other:?}"),
     }
 
@@ -317,13 +448,23 @@ async fn zn_refusals() {
     let stranger = seccf_tls::pki::issue_client_cert(&kmc.ca, "stranger", 1).unwrap();
     let (c, k) = (kmc.dir.path().join("s.pem"), kmc.dir.path().join("s.key"));
     seccf_tls::pki::write_pem_pair(&stranger, &c, &k).unwrap();
-    match kmc.zn_with(Some((c, k))).bootstrapping_info(&ctx.btid, &id, false).await {
-        Err(ZnClientError::Refused { status: 403, cause }) => assert_eq!(cause, "NAF_NOT_REGISTERED"),
+    match kmc
+        .zn_with(Some((c, k)))
+        .bootstrapping_info(&ctx.btid, &id, false)
+        .await
+    {
+        Err(ZnClientError::Refused { status: 403, cause }) => {
+            assert_eq!(cause, "NAF_NOT_REGISTERED")
+        }
         other => panic!("expected 403 for an unregistered certificate, got {other:?}"),
     }
 
     // No client certificate at all: the TLS handshake itself fails.
-    match kmc.zn_with(None).bootstrapping_info(&ctx.btid, &id, false).await {
+    match kmc
+        .zn_with(None)
+        .bootstrapping_info(&ctx.btid, &id, false)
+        .await
+    {
         Err(ZnClientError::Transport(_)) => {}
         other => panic!("expected a TLS failure without a client certificate, got {other:?}"),
     }
@@ -334,8 +475,15 @@ async fn zn_refusals() {
     expired.created_at = seccf_kmc::unix_now() - 7200;
     expired.expires_at = seccf_kmc::unix_now() - 3600;
     kmc.store.put_context(&expired).await.unwrap();
-    let err = kmc.zn().bootstrapping_info(&expired.btid, &id, false).await.unwrap_err();
-    assert!(err.is_unknown_btid(), "expired B-TID must be refused: {err}");
+    let err = kmc
+        .zn()
+        .bootstrapping_info(&expired.btid, &id, false)
+        .await
+        .unwrap_err();
+    assert!(
+        err.is_unknown_btid(),
+        "expired B-TID must be refused: {err}"
+    );
     kmc.stop().await;
 }
 
@@ -353,7 +501,7 @@ async fn store_file_holds_no_secret_in_clear() {
     let f = m.f2345(&ctx.rand);
     let ks = seccf_gba::kdf::ks(&f.ck, &f.ik);
     let store_path = kmc.store_path.clone();
-    kmc.stop().await;
+    let _dir = kmc.stop().await;
     let mut blob = std::fs::read(&store_path).unwrap();
     for ext in ["-wal", "-shm"] {
         let mut p = store_path.clone().into_os_string();

@@ -125,9 +125,12 @@ pub fn parse_bootstrapping_info(body: &[u8]) -> Result<BootstrappingInfo, SecaEr
     let mut current = String::new();
 
     loop {
-        let event = reader
-            .read_event()
-            .map_err(|e| bad(format!("malformed XML at byte {}: {e}", reader.error_position())))?;
+        let event = reader.read_event().map_err(|e| {
+            bad(format!(
+                "malformed XML at byte {}: {e}",
+                reader.error_position()
+            ))
+        })?;
         match event {
             Event::Start(e) => {
                 for attr in e.attributes() {
@@ -209,7 +212,9 @@ pub fn parse_bootstrapping_info(body: &[u8]) -> Result<BootstrappingInfo, SecaEr
     if !btid.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(bad("<btid> contains characters outside printable ASCII"));
     }
-    let lifetime = fields.lifetime.ok_or_else(|| bad("<lifetime> is missing"))?;
+    let lifetime = fields
+        .lifetime
+        .ok_or_else(|| bad("<lifetime> is missing"))?;
     let lifetime_unix = parse_time(&lifetime, "lifetime")?;
     let current_time_unix = fields
         .current_time
@@ -323,7 +328,10 @@ mod tests {
              <?pi data?></BootstrappingInfo>\n"
         );
         let i = ok(&doc);
-        assert_eq!(i.btid, BTID, "nested unknown <btid> must be ignored, value trimmed");
+        assert_eq!(
+            i.btid, BTID,
+            "nested unknown <btid> must be ignored, value trimmed"
+        );
         assert_eq!(i.lifetime_unix, LIFETIME, "offset +01:00 converted to UTC");
         assert_eq!(i.current_time_unix, Some(LIFETIME - 3600));
     }
@@ -345,10 +353,14 @@ mod tests {
 
     #[test]
     fn missing_or_duplicate_fields() {
-        assert!(err(b"<BootstrappingInfo><lifetime>2025-01-01T12:00:00Z</lifetime></BootstrappingInfo>")
-            .contains("<btid> is missing"));
-        assert!(err(b"<BootstrappingInfo><btid>a@b</btid></BootstrappingInfo>")
-            .contains("<lifetime> is missing"));
+        assert!(err(
+            b"<BootstrappingInfo><lifetime>2025-01-01T12:00:00Z</lifetime></BootstrappingInfo>"
+        )
+        .contains("<btid> is missing"));
+        assert!(
+            err(b"<BootstrappingInfo><btid>a@b</btid></BootstrappingInfo>")
+                .contains("<lifetime> is missing")
+        );
         assert!(err(b"<BootstrappingInfo><btid> </btid><lifetime>2025-01-01T12:00:00Z</lifetime></BootstrappingInfo>")
             .contains("empty"));
         assert!(err(b"<BootstrappingInfo><btid/><lifetime>2025-01-01T12:00:00Z</lifetime></BootstrappingInfo>")
@@ -361,7 +373,13 @@ mod tests {
 
     #[test]
     fn bad_values() {
-        for lifetime in ["2025-01-01T12:00:00", "2025-01-01", "tomorrow", "", "2025-13-01T00:00:00Z"] {
+        for lifetime in [
+            "2025-01-01T12:00:00",
+            "2025-01-01",
+            "tomorrow",
+            "",
+            "2025-13-01T00:00:00Z",
+        ] {
             let doc = format!(
                 "<BootstrappingInfo><btid>a@b</btid><lifetime>{lifetime}</lifetime></BootstrappingInfo>"
             );
@@ -398,13 +416,18 @@ mod tests {
         ];
         for c in cases {
             let e = err(c);
-            assert!(e.starts_with("bad response from server: BootstrappingInfo:"), "{e}");
+            assert!(
+                e.starts_with("bad response from server: BootstrappingInfo:"),
+                "{e}"
+            );
         }
     }
 
     #[test]
     fn depth_and_size_limits() {
-        let mut deep = String::from("<BootstrappingInfo><btid>a@b</btid><lifetime>2025-01-01T12:00:00Z</lifetime>");
+        let mut deep = String::from(
+            "<BootstrappingInfo><btid>a@b</btid><lifetime>2025-01-01T12:00:00Z</lifetime>",
+        );
         for _ in 0..MAX_DEPTH {
             deep.push_str("<x>");
         }
@@ -426,7 +449,10 @@ mod tests {
 
     #[test]
     fn format_time_round_trips() {
-        assert_eq!(format_time(LIFETIME).as_deref(), Some("2025-01-01T12:00:00Z"));
+        assert_eq!(
+            format_time(LIFETIME).as_deref(),
+            Some("2025-01-01T12:00:00Z")
+        );
         assert_eq!(parse_time("2025-01-01T12:00:00Z", "t").unwrap(), LIFETIME);
         assert_eq!(format_time(i64::MAX), None);
     }

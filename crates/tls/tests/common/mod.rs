@@ -3,6 +3,9 @@
 
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod peer;
+pub mod psk;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
