@@ -10,7 +10,7 @@
 # DOC (output file), KMC_LOG (RUST_LOG of the KMC, default "info" as in production).
 #
 # Nothing is asserted: this measures, it does not test. It starts one KMC process and
-# one monitor loop and stops both (by process id) on exit.
+# stops it (by process id) when done or on exit.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -34,10 +34,8 @@ DATA="$WORK/dev"
 RESULTS="$WORK/results"
 mkdir -p "$RESULTS"
 DEV_PID=""
-MON_PID=""
 
 cleanup() {
-    if [[ -n "$MON_PID" ]]; then kill "$MON_PID" 2>/dev/null || true; wait "$MON_PID" 2>/dev/null || true; fi
     if [[ -n "$DEV_PID" ]] && kill -0 "$DEV_PID" 2>/dev/null; then
         kill -TERM "$DEV_PID" 2>/dev/null || true
         wait "$DEV_PID" 2>/dev/null || true
@@ -68,32 +66,56 @@ if ! grep -q "environment is running" "$WORK/dev.log" || [[ ! -s "$DATA/dev.json
     exit 1
 fi
 
-# Count compiler processes once a second while measuring: other engineers build on the
-# same two cores, and the report must say when that happened.
-(
-    while :; do
-        n=$(pgrep -c -x rustc 2>/dev/null || true)
-        echo "${n:-0}"
-        sleep 1
-    done
-) >"$WORK/rustc-samples" &
-MON_PID=$!
+# CPU accounting per scenario: the whole machine (/proc/stat), the KMC process
+# (/proc/PID/stat) and the load generator (this shell's finished children, `times`).
+# What is left was used by other processes — on a shared build machine, other people's
+# compilations — and the report says how much.
+CLK_TCK=$(getconf CLK_TCK)
+NPROC=$(nproc)
+machine_busy() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8}' /proc/stat; }
+proc_cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# `times` must run in this shell, not in a $(...) subshell, whose child counters start
+# at zero: it writes to a file that children_cpu then reads.
+children_cpu() {
+    awk 'function s(t, a) { split(t, a, "m"); sub("s", "", a[2]); return a[1] * 60 + a[2] }
+         NR == 2 { printf "%.3f\n", s($1) + s($2) }' "$WORK/times"
+}
+CPU_ROWS=""
+DISTURBED_LIST=""
 
 run_scenario() {
     local name=$1
     shift
     echo "== $name" >&2
+    local b0 k0 c0 t0 b1 k1 c1 t1 ops row other_share
+    times >"$WORK/times"
+    b0=$(machine_busy); k0=$(proc_cpu "$DEV_PID"); c0=$(children_cpu); t0=$(date +%s.%N)
     "$LOAD" "$@" >"$RESULTS/$name.json"
-    echo "$name: load average after: $(loadavg)" >>"$WORK/loadavg"
+    t1=$(date +%s.%N); b1=$(machine_busy); k1=$(proc_cpu "$DEV_PID")
+    times >"$WORK/times"
+    c1=$(children_cpu)
+    ops=$(grep -o '"ops":[0-9]*' "$RESULTS/$name.json" | head -1 | cut -d: -f2)
+    row=$(awk -v name="$name" -v hz="$CLK_TCK" -v n="$NPROC" -v ops="${ops:-0}" \
+        -v b0="$b0" -v b1="$b1" -v k0="$k0" -v k1="$k1" -v c0="$c0" -v c1="$c1" -v t0="$t0" -v t1="$t1" '
+        BEGIN {
+            wall = t1 - t0; cap = wall * n
+            total = (b1 - b0) / hz; kmc = (k1 - k0) / hz; gen = c1 - c0
+            other = total - kmc - gen; if (other < 0) other = 0
+            per_op = (name != "crypto" && ops > 0) ? sprintf("%.3f", kmc * 1000 / ops) : "–"
+            gen_op = (name != "crypto" && ops > 0) ? sprintf("%.3f", gen * 1000 / ops) : "–"
+            printf "| %s | %.1f | %.1f | %.1f | %.1f | %.1f (%.0f %%) | %s | %s |", name, wall, cap, kmc, gen, other, 100 * other / cap, per_op, gen_op
+        }')
+    CPU_ROWS+="$row"$'\n'
+    other_share=$(awk -v r="$row" 'BEGIN { split(r, f, "|"); split(f[7], o, "("); gsub(/[^0-9.]/, "", o[2]); print o[2] + 0 }')
+    if awk -v s="$other_share" 'BEGIN { exit !(s >= 5) }'; then
+        DISTURBED_LIST+="${DISTURBED_LIST:+, }$name (${other_share} % of the CPU capacity)"
+    fi
 }
 
 run_scenario crypto crypto --seconds "$CRYPTO_SECONDS"
 run_scenario ub ub --dev-json "$DATA/dev.json" --concurrency "$CONCURRENCY" --seconds "$UB_SECONDS"
 run_scenario zn zn --dev-json "$DATA/dev.json" --concurrency "$CONCURRENCY" --seconds "$ZN_SECONDS"
 
-kill "$MON_PID" 2>/dev/null || true
-wait "$MON_PID" 2>/dev/null || true
-MON_PID=""
 echo "== stopping seccf dev" >&2
 kill -TERM "$DEV_PID"
 wait "$DEV_PID" || true
@@ -102,7 +124,6 @@ DEV_PID=""
 # ---- the report -------------------------------------------------------------------
 TABLE=$("$LOAD" report "$RESULTS/crypto.json" "$RESULTS/ub.json" "$RESULTS/zn.json")
 RAW=$(cat "$RESULTS/crypto.json" "$RESULTS/ub.json" "$RESULTS/zn.json")
-NPROC=$(nproc)
 CPU=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//' || true)
 CPU_MHZ=$(grep -m1 'cpu MHz' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//' || true)
 MEM=$(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)
@@ -112,18 +133,15 @@ DATE=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 if [[ -n "$(git status --porcelain 2>/dev/null | head -1)" ]]; then COMMIT="$COMMIT + uncommitted changes"; fi
 TMPFS=$(stat -f -c %T "$(dirname "$WORK")" 2>/dev/null || echo unknown)
-RUSTC_MAX=$(sort -n "$WORK/rustc-samples" | tail -1)
-RUSTC_BUSY=$(awk '$1 > 0 {n++} END {print n + 0}' "$WORK/rustc-samples")
-SAMPLES=$(wc -l <"$WORK/rustc-samples" | tr -d ' ')
-LOADAVG_LINES=$(sed 's/^/- /' "$WORK/loadavg")
 
-if [[ "${RUSTC_BUSY:-0}" -gt 0 ]]; then
-    DISTURBED="**This run was disturbed:** other compilations were running during ${RUSTC_BUSY} of
-${SAMPLES} one-second samples (up to ${RUSTC_MAX:-0} \`rustc\` processes at once) on these
-${NPROC} cores. Treat the numbers as lower bounds and rerun \`bench/run.sh\` on an idle machine."
+if [[ -n "$DISTURBED_LIST" ]]; then
+    DISTURBED="**This run was disturbed by other work on the machine** (other engineers'
+compilations and tests share it): other processes used ${DISTURBED_LIST} during the
+scenario(s) — see the CPU table below. Treat those numbers as lower bounds and rerun
+\`bench/run.sh\` on an idle machine."
 else
-    DISTURBED="No other compilation was seen during the measurement (${SAMPLES} one-second
-samples of \`rustc\` processes, all zero)."
+    DISTURBED="Other processes used less than 5 % of the CPU capacity during every scenario
+(CPU table below), so the run was not noticeably disturbed by other work."
 fi
 
 mkdir -p "$(dirname "$DOC")"
@@ -145,10 +163,14 @@ client side (software USIM AKA, digest computation, TLS, HTTP) competes with the
 CPU, so these are lower bounds for a KMC that has the machine to itself. \`crypto\` runs
 alone on one core while the idle KMC waits.
 
-Load average (1, 5, 15 min) before the run: ${LOAD_BEFORE}; after each scenario:
+CPU use during each scenario, in CPU-seconds (capacity = wall time × ${NPROC} CPUs;
+"other" is everything but the KMC and \`seccf-load\`). The per-operation columns are
+what one bootstrap or look-up costs each side, independent of how the cores were shared.
+Load average (1, 5, 15 min) before the run: ${LOAD_BEFORE}.
 
-${LOADAVG_LINES}
-
+| Scenario | Wall (s) | Capacity | KMC | seccf-load | Other | KMC CPU-ms per op | seccf-load CPU-ms per op |
+|---|---:|---:|---:|---:|---:|---:|---:|
+${CPU_ROWS}
 ## What each scenario measures
 
 - **crypto** — one thread, in process, no IO. One operation is what a KMC computes per

@@ -176,9 +176,10 @@ impl AuthMethod {
 }
 
 /// OCSP checking of client certificates.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum OcspSetting {
     /// No OCSP.
+    #[default]
     Off,
     /// The responder named in the certificate's AIA extension.
     Aia,
@@ -199,12 +200,6 @@ impl<'de> Deserialize<'de> for OcspSetting {
                 ))
             }
         })
-    }
-}
-
-impl Default for OcspSetting {
-    fn default() -> Self {
-        OcspSetting::Off
     }
 }
 

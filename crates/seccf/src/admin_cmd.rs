@@ -120,7 +120,7 @@ enum NafCmd {
 /// Runs an admin subcommand.
 pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
     let cfg = Config::load(&args.config)?;
-    let store = crate::open_store(&cfg.store)?;
+    let store = crate::open_store(cfg.store()?)?;
     match args.cmd {
         AdminCmd::Subscriber(SubscriberCmd::Add {
             impi,

@@ -13,11 +13,15 @@ pub struct Config {
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,
-    /// Persistent state.
-    pub store: StoreConfig,
+    /// Persistent state of the KMC (required when `[kmc]` is present).
+    #[serde(default)]
+    pub store: Option<StoreConfig>,
     /// Key management centre; absent = not run.
     #[serde(default)]
     pub kmc: Option<seccf_kmc::KmcConfig>,
+    /// Security gateway; absent = not run.
+    #[serde(default)]
+    pub osg: Option<seccf_osg::OsgConfig>,
 }
 
 /// `[log]`.
@@ -118,6 +122,13 @@ pub fn apply_env_overrides(
 }
 
 impl Config {
+    /// The `[store]` table, or an error naming what needs it.
+    pub fn store(&self) -> anyhow::Result<&StoreConfig> {
+        self.store.as_ref().context(
+            "the configuration has no [store] table (the KMC and the admin commands need one)",
+        )
+    }
+
     /// Parses TOML text with overrides applied (pure: no file or socket touched).
     pub fn from_str_with_env(
         text: &str,
@@ -129,6 +140,10 @@ impl Config {
         let cfg: Config = value.try_into().context("invalid configuration")?;
         if let Some(k) = &cfg.kmc {
             k.validate()?;
+            cfg.store()?;
+        }
+        if let Some(o) = &cfg.osg {
+            o.validate()?;
         }
         Ok(cfg)
     }
@@ -182,6 +197,9 @@ master_key_env = "MK"
     #[test]
     fn master_key_from_env() {
         let cfg = Config::from_str_with_env(MIN, std::iter::empty()).unwrap();
-        assert!(cfg.store.master_key().is_err(), "MK unset must fail");
+        assert!(
+            cfg.store().unwrap().master_key().is_err(),
+            "MK unset must fail"
+        );
     }
 }

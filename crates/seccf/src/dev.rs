@@ -19,8 +19,10 @@ use tokio::sync::watch;
 
 /// The B-TID domain of the dev KMC.
 pub const DEV_BSF_DOMAIN: &str = "bsf.seccf.test";
-/// The FQDN the demo NAF is registered for (and requests keys for).
+/// A second FQDN the demo NAF is registered for.
 pub const DEV_NAF_FQDN: &str = "naf.seccf.test";
+/// The FQDN of the dev gateway (the name clients use, so `localhost`).
+pub const DEV_OSG_FQDN: &str = "localhost";
 
 /// `seccf dev`.
 #[derive(Args, Debug)]
@@ -48,6 +50,35 @@ pub struct DevJson {
     pub subscriber: DevSubscriber,
     /// Demo subscriber with a GBA_U card.
     pub subscriber_gba_u: DevSubscriber,
+    /// The security gateway.
+    pub osg: DevOsg,
+}
+
+/// The dev gateway.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DevOsg {
+    /// NAF FQDN (keys are derived for it).
+    pub fqdn: String,
+    /// host:port of the PSK-TLS HTTPS listener.
+    pub psk_addr: String,
+    /// URL of the server-certificate TLS + Digest listener.
+    pub digest_url: String,
+    /// URL of the mutual-TLS listener.
+    pub mtls_url: String,
+    /// host:port of the PSK-TLS TCP tunnel to the TCP echo resource.
+    pub tcp_tunnel_addr: String,
+    /// Client certificate for the mutual-TLS listener.
+    pub client_cert: PathBuf,
+    /// Its key.
+    pub client_key: PathBuf,
+    /// Metrics, health and JWKS.
+    pub admin_url: String,
+    /// The key set that verifies the gateway's identity assertions.
+    pub jwks_url: String,
+    /// The HTTP echo resource behind the gateway (direct, unprotected).
+    pub echo_http_addr: String,
+    /// The TCP echo resource behind the tunnel.
+    pub echo_tcp_addr: String,
 }
 
 /// KMC endpoints.
@@ -98,14 +129,17 @@ pub struct DevEnv {
     /// Its description (also written to `<data_dir>/dev.json`).
     pub info: DevJson,
     shutdown: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    tasks: tokio::task::JoinSet<anyhow::Result<()>>,
 }
 
 impl DevEnv {
-    /// Stops the KMC gracefully.
-    pub async fn stop(self) -> anyhow::Result<()> {
+    /// Stops every role gracefully.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
         let _ = self.shutdown.send(true);
-        self.task.await.context("KMC task panicked")?
+        while let Some(r) = self.tasks.join_next().await {
+            r.context("a dev role panicked")??;
+        }
+        Ok(())
     }
 }
 
@@ -180,7 +214,15 @@ pub async fn start(data_dir: &Path, base_port: u16) -> anyhow::Result<DevEnv> {
     let kmc_key = pki.join("kmc.key");
     let naf_cert = pki.join("naf-client.pem");
     let naf_key = pki.join("naf-client.key");
-    if !(ca_cert.exists() && kmc_cert.exists() && naf_cert.exists()) {
+    let osg_cert = pki.join("osg.pem");
+    let client_cert = pki.join("demo-client.pem");
+    let client_key = pki.join("demo-client.key");
+    if !(ca_cert.exists()
+        && kmc_cert.exists()
+        && naf_cert.exists()
+        && osg_cert.exists()
+        && client_cert.exists())
+    {
         use seccf_tls::pki;
         let ca = pki::generate_ca("seccf dev CA", 3650)?;
         pki::write_pem_pair(&ca, &ca_cert, &pki.join("ca.key"))?;
@@ -193,6 +235,15 @@ pub async fn start(data_dir: &Path, base_port: u16) -> anyhow::Result<DevEnv> {
         pki::write_pem_pair(&server, &kmc_cert, &kmc_key)?;
         let client = pki::issue_client_cert(&ca, "demo-naf", 825)?;
         pki::write_pem_pair(&client, &naf_cert, &naf_key)?;
+        let osg = pki::issue_server_cert(
+            &ca,
+            "seccf dev gateway",
+            &[DEV_OSG_FQDN, "127.0.0.1", DEV_NAF_FQDN],
+            825,
+        )?;
+        pki::write_pem_pair(&osg, &osg_cert, &pki.join("osg.key"))?;
+        let user = pki::issue_client_cert(&ca, "demo-user", 825)?;
+        pki::write_pem_pair(&user, &client_cert, &client_key)?;
     }
 
     // Admin token.
@@ -217,6 +268,13 @@ pub async fn start(data_dir: &Path, base_port: u16) -> anyhow::Result<DevEnv> {
     let ub_l = bind(port(0)).await?;
     let admin_l = bind(port(1)).await?;
     let zn_l = bind(port(2)).await?;
+    let osg_psk_l = bind(port(3)).await?;
+    let osg_digest_l = bind(port(4)).await?;
+    let osg_mtls_l = bind(port(5)).await?;
+    let osg_tcp_l = bind(port(6)).await?;
+    let osg_admin_l = bind(port(7)).await?;
+    let echo_http_l = bind(port(8)).await?;
+    let echo_tcp_l = bind(port(9)).await?;
     let ub_addr = ub_l.local_addr()?;
     let admin_addr = admin_l.local_addr()?;
     let zn_addr = zn_l.local_addr()?;
@@ -251,6 +309,45 @@ require_client_cert = true
 [kmc.admin]
 listen = "{admin}"
 token_sha256 = "{token_hash}"
+
+[osg]
+fqdn = "{osg_fqdn}"
+[osg.kmc]
+url = "https://{zn}"
+tls = {{ ca_file = "{dir}/pki/ca.pem", client_cert_file = "{dir}/pki/naf-client.pem", client_key_file = "{dir}/pki/naf-client.key" }}
+[osg.admin]
+listen = "{osg_admin}"
+
+[[osg.listener]]
+name = "psk-https"
+listen = "{osg_psk}"
+kind = "https"
+auth = ["psk"]
+upstream = "http://{echo_http}"
+
+[[osg.listener]]
+name = "digest-https"
+listen = "{osg_digest}"
+kind = "https"
+auth = ["digest"]
+tls = {{ cert_file = "{dir}/pki/osg.pem", key_file = "{dir}/pki/osg.key" }}
+upstream = "http://{echo_http}"
+
+[[osg.listener]]
+name = "mtls-https"
+listen = "{osg_mtls}"
+kind = "https"
+auth = ["mtls"]
+tls = {{ cert_file = "{dir}/pki/osg.pem", key_file = "{dir}/pki/osg.key", client_ca_file = "{dir}/pki/ca.pem" }}
+upstream = "http://{echo_http}"
+
+[[osg.listener]]
+name = "tcp-tunnel"
+listen = "{osg_tcp}"
+kind = "tcp"
+auth = ["psk"]
+upstream = "{echo_tcp}"
+proxy_protocol = true
 "#,
         dir = data_dir.display(),
         bsf = DEV_BSF_DOMAIN,
@@ -258,11 +355,19 @@ token_sha256 = "{token_hash}"
         zn = zn_addr,
         admin = admin_addr,
         token_hash = hex::encode(Sha256::digest(admin_token.as_bytes())),
+        osg_fqdn = DEV_OSG_FQDN,
+        osg_admin = osg_admin_l.local_addr()?,
+        osg_psk = osg_psk_l.local_addr()?,
+        osg_digest = osg_digest_l.local_addr()?,
+        osg_mtls = osg_mtls_l.local_addr()?,
+        osg_tcp = osg_tcp_l.local_addr()?,
+        echo_http = echo_http_l.local_addr()?,
+        echo_tcp = echo_tcp_l.local_addr()?,
     );
     let config_path = data_dir.join("seccf.toml");
     std::fs::write(&config_path, &config_text)?;
     let cfg = crate::config::Config::from_str_with_env(&config_text, std::iter::empty())?;
-    let store = crate::open_store(&cfg.store)?;
+    let store = crate::open_store(cfg.store()?)?;
 
     // Subscribers and the NAF: created once, reused afterwards.
     let dev_json_path = data_dir.join("dev.json");
@@ -337,31 +442,82 @@ token_sha256 = "{token_hash}"
         },
         subscriber,
         subscriber_gba_u,
+        osg: DevOsg {
+            fqdn: DEV_OSG_FQDN.into(),
+            psk_addr: format!("{}:{}", DEV_OSG_FQDN, osg_psk_l.local_addr()?.port()),
+            digest_url: format!(
+                "https://{}:{}/",
+                DEV_OSG_FQDN,
+                osg_digest_l.local_addr()?.port()
+            ),
+            mtls_url: format!(
+                "https://{}:{}/",
+                DEV_OSG_FQDN,
+                osg_mtls_l.local_addr()?.port()
+            ),
+            tcp_tunnel_addr: format!("{}:{}", DEV_OSG_FQDN, osg_tcp_l.local_addr()?.port()),
+            client_cert,
+            client_key,
+            admin_url: format!("http://{}", osg_admin_l.local_addr()?),
+            jwks_url: format!("http://{}/.well-known/jwks.json", osg_admin_l.local_addr()?),
+            echo_http_addr: echo_http_l.local_addr()?.to_string(),
+            echo_tcp_addr: echo_tcp_l.local_addr()?.to_string(),
+        },
     };
     write_private(
         &dev_json_path,
         serde_json::to_string_pretty(&info)?.as_bytes(),
     )?;
 
-    let kmc_cfg = cfg.kmc.context("generated config lacks [kmc]")?;
-    let mk = cfg.store.master_key()?;
+    let mk = cfg.store()?.master_key()?;
+    let kmc_cfg = cfg.kmc.clone().context("generated config lacks [kmc]")?;
+    let osg_cfg = cfg.osg.clone().context("generated config lacks [osg]")?;
     let kmc = seccf_kmc::Kmc::new(
         kmc_cfg,
         store,
         mk.derive_subkey("seccf audit identity hashing v1"),
     )?;
+    let osg = seccf_osg::Osg::new(osg_cfg)?;
+    let jwks = osg.jwks_json();
     let (tx, rx) = watch::channel(false);
-    let listeners = seccf_kmc::KmcListeners {
+    let mut tasks = tokio::task::JoinSet::new();
+    let kmc_listeners = seccf_kmc::KmcListeners {
         ub: ub_l,
         zn: zn_l,
         admin: admin_l,
     };
-    let task =
-        tokio::spawn(async move { kmc.run(listeners, rx).await.map_err(anyhow::Error::from) });
+    let r = rx.clone();
+    tasks.spawn(async move { kmc.run(kmc_listeners, r).await.map_err(anyhow::Error::from) });
+    let mut osg_listeners = seccf_osg::OsgListeners::default();
+    osg_listeners
+        .listeners
+        .insert("psk-https".into(), osg_psk_l);
+    osg_listeners
+        .listeners
+        .insert("digest-https".into(), osg_digest_l);
+    osg_listeners
+        .listeners
+        .insert("mtls-https".into(), osg_mtls_l);
+    osg_listeners
+        .listeners
+        .insert("tcp-tunnel".into(), osg_tcp_l);
+    osg_listeners.admin = Some(osg_admin_l);
+    let r = rx.clone();
+    tasks.spawn(async move { osg.run(osg_listeners, r).await.map_err(anyhow::Error::from) });
+    let r = rx.clone();
+    tasks.spawn(async move {
+        crate::resources::http_echo(echo_http_l, jwks, r).await;
+        Ok(())
+    });
+    let r = rx.clone();
+    tasks.spawn(async move {
+        crate::resources::tcp_echo(echo_tcp_l, r).await;
+        Ok(())
+    });
     Ok(DevEnv {
         info,
         shutdown: tx,
-        task,
+        tasks,
     })
 }
 
@@ -384,6 +540,21 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         i.kmc.admin_url
     );
     println!("  metrics          {}", i.kmc.metrics_url);
+    println!(
+        "  OSG PSK-TLS      https://{}/  (PSK identity 3GPP-bootstrapping.<B-TID>)",
+        i.osg.psk_addr
+    );
+    println!("  OSG TLS+Digest   {}", i.osg.digest_url);
+    println!(
+        "  OSG mutual TLS   {}  (client cert {})",
+        i.osg.mtls_url,
+        i.osg.client_cert.display()
+    );
+    println!(
+        "  OSG TCP tunnel   {}  (PSK-TLS, to a TCP echo)",
+        i.osg.tcp_tunnel_addr
+    );
+    println!("  OSG metrics/JWKS {}", i.osg.admin_url);
     println!();
     println!("Try:");
     println!("  seccf demo --dev-json {dir}/dev.json");
@@ -399,6 +570,13 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     );
     println!("  seccf admin --config {dir}/seccf.toml subscriber list");
     println!("  curl -s {}", i.kmc.metrics_url);
+    println!(
+        "  curl --cacert {} --cert {} --key {} {}",
+        i.ca_cert.display(),
+        i.osg.client_cert.display(),
+        i.osg.client_key.display(),
+        i.osg.mtls_url
+    );
     crate::shutdown_signal().await;
     println!("stopping");
     env.stop().await

@@ -8,6 +8,7 @@ mod crypto_cmd;
 mod demo;
 mod dev;
 mod logging;
+mod resources;
 mod seca_cmd;
 
 use std::path::PathBuf;
@@ -34,6 +35,22 @@ enum Command {
     /// Environment variables SECCF__SECTION__KEY override config values
     /// (e.g. SECCF__KMC__UB__LISTEN=0.0.0.0:80). SIGINT/SIGTERM stop it gracefully.
     Kmc {
+        /// Configuration file.
+        #[arg(long, short, env = "SECCF_CONFIG")]
+        config: PathBuf,
+    },
+    /// Run the security gateway (PSK-TLS, TLS + Digest, mutual TLS in front of HTTP and
+    /// TCP enablers) from the `[osg]` table of a TOML config.
+    ///
+    /// SIGHUP reloads certificates, CRLs and users files without dropping connections;
+    /// SIGINT/SIGTERM drain and stop.
+    Osg {
+        /// Configuration file.
+        #[arg(long, short, env = "SECCF_CONFIG")]
+        config: PathBuf,
+    },
+    /// Run every role the configuration contains ([kmc] and/or [osg]) in one process.
+    Run {
         /// Configuration file.
         #[arg(long, short, env = "SECCF_CONFIG")]
         config: PathBuf,
@@ -87,19 +104,47 @@ fn main() -> std::process::ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
     match cli.command {
         Command::Kmc { config } => {
+            let mut cfg = config::Config::load(&config)?;
+            logging::init(&cfg.log)?;
+            cfg.osg = None;
+            anyhow::ensure!(cfg.kmc.is_some(), "the configuration has no [kmc] table");
+            run_roles(cfg).await?;
+        }
+        Command::Osg { config } => {
+            let mut cfg = config::Config::load(&config)?;
+            logging::init(&cfg.log)?;
+            cfg.kmc = None;
+            anyhow::ensure!(cfg.osg.is_some(), "the configuration has no [osg] table");
+            run_roles(cfg).await?;
+        }
+        Command::Run { config } => {
             let cfg = config::Config::load(&config)?;
             logging::init(&cfg.log)?;
-            run_kmc(cfg).await?;
+            anyhow::ensure!(
+                cfg.kmc.is_some() || cfg.osg.is_some(),
+                "the configuration has neither [kmc] nor [osg]"
+            );
+            run_roles(cfg).await?;
         }
         Command::CheckConfig { config } => {
             let cfg = config::Config::load(&config)?;
-            cfg.store.master_key()?;
+            if let Some(store) = &cfg.store {
+                store.master_key()?;
+            }
             println!("configuration OK");
             if let Some(k) = &cfg.kmc {
                 println!(
                     "kmc: ub {} zn {} admin {} (B-TID domain {})",
                     k.ub.listen, k.zn.listen, k.admin.listen, k.bsf_domain
                 );
+            }
+            if let Some(o) = &cfg.osg {
+                for l in &o.listeners {
+                    println!(
+                        "osg: listener {} on {} ({:?}, auth {:?}) -> {}",
+                        l.name, l.listen, l.kind, l.auth, l.upstream
+                    );
+                }
             }
         }
         Command::Admin(a) => admin_cmd::run(a).await?,
@@ -124,23 +169,68 @@ pub fn open_store(cfg: &config::StoreConfig) -> anyhow::Result<seccf_store::sqli
         .with_context(|| format!("opening store {}", cfg.path.display()))
 }
 
-/// Runs the KMC of a loaded configuration until SIGINT/SIGTERM.
-async fn run_kmc(cfg: config::Config) -> anyhow::Result<()> {
-    let kmc_cfg = cfg.kmc.context("the configuration has no [kmc] table")?;
-    let mk = cfg.store.master_key()?;
-    let audit_key = mk.derive_subkey("seccf audit identity hashing v1");
-    let store = open_store(&cfg.store)?;
-    let listeners = seccf_kmc::KmcListeners::bind(&kmc_cfg)
-        .await
-        .context("binding the KMC listeners")?;
-    let kmc = seccf_kmc::Kmc::new(kmc_cfg, store, audit_key)?;
+/// Runs the roles of a loaded configuration until SIGINT/SIGTERM; SIGHUP reloads the
+/// gateway's TLS material. Every listener is bound before any role starts, so a bad
+/// address fails the start instead of leaving half a deployment running.
+async fn run_roles(cfg: config::Config) -> anyhow::Result<()> {
     let (tx, rx) = tokio::sync::watch::channel(false);
+    let mut tasks = tokio::task::JoinSet::new();
+
+    let kmc = match cfg.kmc.clone() {
+        Some(kmc_cfg) => {
+            let store_cfg = cfg.store()?;
+            let mk = store_cfg.master_key()?;
+            let audit_key = mk.derive_subkey("seccf audit identity hashing v1");
+            let store = open_store(store_cfg)?;
+            let listeners = seccf_kmc::KmcListeners::bind(&kmc_cfg)
+                .await
+                .context("binding the KMC listeners")?;
+            Some((seccf_kmc::Kmc::new(kmc_cfg, store, audit_key)?, listeners))
+        }
+        None => None,
+    };
+    let osg = match cfg.osg.clone() {
+        Some(osg_cfg) => {
+            let listeners = seccf_osg::OsgListeners::bind(&osg_cfg)
+                .await
+                .context("binding the gateway listeners")?;
+            Some((seccf_osg::Osg::new(osg_cfg)?, listeners))
+        }
+        None => None,
+    };
+    if let Some((kmc, listeners)) = kmc {
+        let rx = rx.clone();
+        tasks.spawn(async move { kmc.run(listeners, rx).await.map_err(anyhow::Error::from) });
+    }
+    let reload = osg.as_ref().map(|(o, _)| o.reload_handle());
+    if let Some((osg, listeners)) = osg {
+        let rx = rx.clone();
+        tasks.spawn(async move { osg.run(listeners, rx).await.map_err(anyhow::Error::from) });
+    }
+    #[cfg(unix)]
+    if let Some(reload) = reload {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut hup) = signal(SignalKind::hangup()) {
+            tokio::spawn(async move {
+                while hup.recv().await.is_some() {
+                    match reload.reload() {
+                        Ok(()) => tracing::info!("gateway TLS material reloaded"),
+                        Err(e) => {
+                            tracing::error!(error = %e, "reload failed; keeping the old material")
+                        }
+                    }
+                }
+            });
+        }
+    }
     tokio::spawn(async move {
         shutdown_signal().await;
         tracing::info!("shutdown requested; draining connections");
         let _ = tx.send(true);
     });
-    kmc.run(listeners, rx).await?;
+    while let Some(res) = tasks.join_next().await {
+        res.context("a role panicked")??;
+    }
     Ok(())
 }
 
