@@ -144,7 +144,10 @@ impl AssertionSigner {
         key.public_key()
             .affine_coordinates(&group, &mut x, &mut y, &mut ctx)
             .map_err(|e| AssertionError::Key(e.to_string()))?;
-        let pad = |b: &BigNum| b.to_vec_padded(32).map_err(|e| AssertionError::Key(e.to_string()));
+        let pad = |b: &BigNum| {
+            b.to_vec_padded(32)
+                .map_err(|e| AssertionError::Key(e.to_string()))
+        };
         let (x, y) = (B64URL.encode(pad(&x)?), B64URL.encode(pad(&y)?));
         // RFC 7638: members in lexicographic order, no whitespace.
         let thumb_input = format!(r#"{{"crv":"P-256","kty":"EC","x":"{x}","y":"{y}"}}"#);
@@ -288,11 +291,13 @@ pub fn verify_assertion(jwt: &str, jwks_json: &str, now: i64) -> Result<Claims, 
         .keys
         .iter()
         .take(MAX_JWKS_KEYS)
-        .filter(|k| match (&header.kid, k.get("kid").and_then(|v| v.as_str())) {
-            (Some(want), Some(have)) => want == have,
-            (None, _) => true,
-            (Some(_), None) => false,
-        })
+        .filter(
+            |k| match (&header.kid, k.get("kid").and_then(|v| v.as_str())) {
+                (Some(want), Some(have)) => want == have,
+                (None, _) => true,
+                (Some(_), None) => false,
+            },
+        )
         .collect();
     let jwk = match candidates.as_slice() {
         [one] => *one,
@@ -336,7 +341,13 @@ mod tests {
     fn round_trip() {
         let s = signer();
         let jwt = s
-            .issue("sip:alice@example.org", "127.0.0.1:9000", "digest", Some("btid@bsf"), NOW)
+            .issue(
+                "sip:alice@example.org",
+                "127.0.0.1:9000",
+                "digest",
+                Some("btid@bsf"),
+                NOW,
+            )
             .unwrap();
         let c = verify_assertion(&jwt, &s.jwks_json(), NOW + 5).unwrap();
         assert_eq!(c.sub, "sip:alice@example.org");
@@ -345,8 +356,14 @@ mod tests {
         assert_eq!(c.exp, NOW + 60);
         assert_eq!(c.amr, vec!["digest".to_string()]);
         assert_eq!(c.btid_hash.as_deref(), Some(btid_hash("btid@bsf").as_str()));
-        assert_eq!(verify_assertion(&jwt, &s.jwks_json(), NOW + 60 + LEEWAY_SECS + 1), Err(AssertionError::Expired));
-        assert_eq!(verify_assertion(&jwt, &s.jwks_json(), NOW - LEEWAY_SECS - 1), Err(AssertionError::Expired));
+        assert_eq!(
+            verify_assertion(&jwt, &s.jwks_json(), NOW + 60 + LEEWAY_SECS + 1),
+            Err(AssertionError::Expired)
+        );
+        assert_eq!(
+            verify_assertion(&jwt, &s.jwks_json(), NOW - LEEWAY_SECS - 1),
+            Err(AssertionError::Expired)
+        );
     }
 
     #[test]
@@ -377,22 +394,42 @@ mod tests {
         let other = signer();
         let jwt = s.issue("alice", "aud", "psk-tls", None, NOW).unwrap();
         let jwks = s.jwks_json();
-        assert_eq!(verify_assertion(&jwt, &other.jwks_json(), NOW), Err(AssertionError::UnknownKey));
+        assert_eq!(
+            verify_assertion(&jwt, &other.jwks_json(), NOW),
+            Err(AssertionError::UnknownKey)
+        );
         // Same kid, other key material: signature fails.
         let forged_jwks = other.jwks_json().replace(other.kid(), s.kid());
-        assert_eq!(verify_assertion(&jwt, &forged_jwks, NOW), Err(AssertionError::BadSignature));
+        assert_eq!(
+            verify_assertion(&jwt, &forged_jwks, NOW),
+            Err(AssertionError::BadSignature)
+        );
         // Payload swapped for another one.
         let mut parts: Vec<&str> = jwt.split('.').collect();
-        let evil = B64URL.encode(br#"{"iss":"x","sub":"root","aud":"aud","iat":0,"exp":9999999999,"jti":"j","amr":[]}"#);
+        let evil = B64URL.encode(
+            br#"{"iss":"x","sub":"root","aud":"aud","iat":0,"exp":9999999999,"jti":"j","amr":[]}"#,
+        );
         parts[1] = &evil;
-        assert_eq!(verify_assertion(&parts.join("."), &jwks, NOW), Err(AssertionError::BadSignature));
+        assert_eq!(
+            verify_assertion(&parts.join("."), &jwks, NOW),
+            Err(AssertionError::BadSignature)
+        );
         // alg=none.
         let none_hdr = B64URL.encode(br#"{"alg":"none","kid":"x"}"#);
         let parts: Vec<&str> = jwt.split('.').collect();
         let t = format!("{none_hdr}.{}.", parts[1]);
-        assert_eq!(verify_assertion(&t, &jwks, NOW), Err(AssertionError::Algorithm));
-        assert_eq!(verify_assertion("a.b", &jwks, NOW), Err(AssertionError::Malformed));
-        assert_eq!(verify_assertion(&"a".repeat(MAX_JWT_LEN + 1), &jwks, NOW), Err(AssertionError::Malformed));
+        assert_eq!(
+            verify_assertion(&t, &jwks, NOW),
+            Err(AssertionError::Algorithm)
+        );
+        assert_eq!(
+            verify_assertion("a.b", &jwks, NOW),
+            Err(AssertionError::Malformed)
+        );
+        assert_eq!(
+            verify_assertion(&"a".repeat(MAX_JWT_LEN + 1), &jwks, NOW),
+            Err(AssertionError::Malformed)
+        );
     }
 
     #[test]
@@ -405,7 +442,10 @@ mod tests {
             k["x"].as_str().unwrap(),
             k["y"].as_str().unwrap()
         );
-        assert_eq!(k["kid"].as_str().unwrap(), B64URL.encode(Sha256::digest(input.as_bytes())));
+        assert_eq!(
+            k["kid"].as_str().unwrap(),
+            B64URL.encode(Sha256::digest(input.as_bytes()))
+        );
         assert_eq!(k["alg"], "ES256");
     }
 
@@ -414,11 +454,20 @@ mod tests {
         let key = EcKey::generate(&p256().unwrap()).unwrap();
         let pem = key.private_key_to_pem().unwrap();
         let s = AssertionSigner::from_pem(&pem, "iss", 30).unwrap();
-        let pkcs8 = PKey::from_ec_key(key).unwrap().private_key_to_pem_pkcs8().unwrap();
-        assert_eq!(AssertionSigner::from_pem(&pkcs8, "iss", 30).unwrap().kid(), s.kid());
+        let pkcs8 = PKey::from_ec_key(key)
+            .unwrap()
+            .private_key_to_pem_pkcs8()
+            .unwrap();
+        assert_eq!(
+            AssertionSigner::from_pem(&pkcs8, "iss", 30).unwrap().kid(),
+            s.kid()
+        );
         let p384 = EcKey::generate(&EcGroup::from_curve_name(Nid::SECP384R1).unwrap()).unwrap();
         assert!(AssertionSigner::from_pem(&p384.private_key_to_pem().unwrap(), "i", 1).is_err());
-        let rsa = openssl::rsa::Rsa::generate(2048).unwrap().private_key_to_pem().unwrap();
+        let rsa = openssl::rsa::Rsa::generate(2048)
+            .unwrap()
+            .private_key_to_pem()
+            .unwrap();
         assert!(AssertionSigner::from_pem(&rsa, "i", 1).is_err());
         assert!(AssertionSigner::from_pem(b"garbage", "i", 1).is_err());
     }

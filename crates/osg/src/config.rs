@@ -425,7 +425,9 @@ fn validate_listener(l: &ListenerConfig, at: &str) -> Result<(), ConfigError> {
     }
     let has_cert = l.tls.cert_file.is_some() && l.tls.key_file.is_some();
     if l.tls.cert_file.is_some() != l.tls.key_file.is_some() {
-        return Err(invalid(format!("{at}: tls.cert_file and tls.key_file go together")));
+        return Err(invalid(format!(
+            "{at}: tls.cert_file and tls.key_file go together"
+        )));
     }
     if (set.contains(&Digest) || set.contains(&Mtls)) && !has_cert {
         return Err(invalid(format!(
@@ -445,11 +447,19 @@ fn validate_listener(l: &ListenerConfig, at: &str) -> Result<(), ConfigError> {
         )));
     }
     if l.digest_users_file.is_some() && !set.contains(&Digest) {
-        return Err(invalid(format!("{at}: digest_users_file needs auth = [\"digest\"]")));
+        return Err(invalid(format!(
+            "{at}: digest_users_file needs auth = [\"digest\"]"
+        )));
     }
     if let Some(r) = &l.digest_users_realm {
-        if r.is_empty() || r.len() > 256 || r.contains(['"', '\\', ':']) || r.chars().any(char::is_control) {
-            return Err(invalid(format!("{at}: digest_users_realm is not a usable realm")));
+        if r.is_empty()
+            || r.len() > 256
+            || r.contains(['"', '\\', ':'])
+            || r.chars().any(char::is_control)
+        {
+            return Err(invalid(format!(
+                "{at}: digest_users_realm is not a usable realm"
+            )));
         }
         if r.starts_with(crate::ua::GBA_REALM_PREFIX.trim_end_matches('@')) {
             return Err(invalid(format!(
@@ -458,13 +468,17 @@ fn validate_listener(l: &ListenerConfig, at: &str) -> Result<(), ConfigError> {
         }
     }
     if l.nonce_lifetime_secs == 0 {
-        return Err(invalid(format!("{at}: nonce_lifetime_secs must be at least 1")));
+        return Err(invalid(format!(
+            "{at}: nonce_lifetime_secs must be at least 1"
+        )));
     }
     match l.kind {
         ListenerKind::Https => {
             parse_http_upstream(&l.upstream).map_err(|e| invalid(format!("{at}: upstream {e}")))?;
             if l.proxy_protocol {
-                return Err(invalid(format!("{at}: proxy_protocol is for tcp listeners")));
+                return Err(invalid(format!(
+                    "{at}: proxy_protocol is for tcp listeners"
+                )));
             }
         }
         ListenerKind::Tcp => {
@@ -613,13 +627,22 @@ proxy_protocol = true
             ("auth = [\"psk\"]", "auth = [\"psk\", \"psk\"]"),
             ("auth = [\"psk\"]", "auth = [\"digest\"]"),
             ("auth = [\"psk\"]", "auth = [\"psk\", \"mtls\"]"),
-            ("kind = \"https\"", "kind = \"tcp\"\nproxy_protocol = true\nauth2 = 1"),
+            (
+                "kind = \"https\"",
+                "kind = \"tcp\"\nproxy_protocol = true\nauth2 = 1",
+            ),
             ("http://127.0.0.1:9000", "https://127.0.0.1:9000"),
             ("http://127.0.0.1:9000", "http://127.0.0.1:9000/prefix"),
             ("name = \"psk-https\"", "name = \"bad name\""),
             ("auth = [\"psk\"]", "auth = [\"psk\"]\nallow = []"),
-            ("auth = [\"psk\"]", "auth = [\"psk\"]\ndigest_users_file = \"/u\""),
-            ("auth = [\"psk\"]", "auth = [\"psk\"]\nlimits = { max_connections = 0 }"),
+            (
+                "auth = [\"psk\"]",
+                "auth = [\"psk\"]\ndigest_users_file = \"/u\"",
+            ),
+            (
+                "auth = [\"psk\"]",
+                "auth = [\"psk\"]\nlimits = { max_connections = 0 }",
+            ),
             ("auth = [\"psk\"]", "auth = [\"psk\"]\nunknown_field = 1"),
         ];
         for (from, to) in cases {
@@ -637,13 +660,19 @@ proxy_protocol = true
         let tcp = PSK
             .replace("kind = \"https\"", "kind = \"tcp\"")
             .replace("http://127.0.0.1:9000", "127.0.0.1:9001")
-            .replace("[\"psk\"]", "[\"digest\"]\ntls = { cert_file = \"/a\", key_file = \"/b\" }");
+            .replace(
+                "[\"psk\"]",
+                "[\"digest\"]\ntls = { cert_file = \"/a\", key_file = \"/b\" }",
+            );
         assert!(OsgConfig::from_toml_str(&base(&tcp)).is_err());
     }
 
     #[test]
     fn upstream_parsing() {
-        assert_eq!(parse_http_upstream("http://127.0.0.1:9000/").unwrap(), "127.0.0.1:9000");
+        assert_eq!(
+            parse_http_upstream("http://127.0.0.1:9000/").unwrap(),
+            "127.0.0.1:9000"
+        );
         assert_eq!(parse_http_upstream("http://[::1]:80").unwrap(), "[::1]:80");
         assert!(parse_http_upstream("http://host").is_err());
         assert_eq!(parse_host_port("[::1]:9").unwrap(), ("::1".to_string(), 9));

@@ -115,8 +115,14 @@ fn unauthorized(reason: &'static str, creds: Option<&Credentials>) -> Outcome {
 }
 
 enum Proof {
-    Gba { creds: Credentials, password: SecretBytes },
-    User { creds: Credentials, ha1: Secret<32> },
+    Gba {
+        creds: Credentials,
+        password: SecretBytes,
+    },
+    User {
+        creds: Credentials,
+        ha1: Secret<32>,
+    },
 }
 
 /// A verified request; can produce `Authentication-Info`.
@@ -216,7 +222,13 @@ impl DigestEngine {
         &self.gba_realm
     }
 
-    fn challenge(&self, realm: &str, algorithm: Algorithm, stale: bool, now: u64) -> Option<String> {
+    fn challenge(
+        &self,
+        realm: &str,
+        algorithm: Algorithm,
+        stale: bool,
+        now: u64,
+    ) -> Option<String> {
         let nonce = self.nonces.issue(now, realm.as_bytes()).ok()?;
         let mut c = Challenge::new(realm, &nonce, algorithm);
         c.qop = QOPS.to_vec();
@@ -273,7 +285,8 @@ impl DigestEngine {
         if !uri_matches(&creds.uri, request_target) {
             return Begin::Done(Outcome::BadRequest("digest uri does not match the request"));
         }
-        let (issued_at, stale) = match self.nonces.check(&creds.nonce, now, creds.realm.as_bytes()) {
+        let (issued_at, stale) = match self.nonces.check(&creds.nonce, now, creds.realm.as_bytes())
+        {
             Ok(t) => (t, false),
             Err(NonceError::Stale) => (0, true),
             Err(_) => return Begin::Done(unauthorized("bad_nonce", Some(&creds))),
@@ -475,7 +488,18 @@ mod tests {
         assert_eq!(ch.realm, "3GPP-bootstrapping@naf.example.org");
         assert_eq!(ch.algorithm, Algorithm::Md5);
         assert_eq!(ch.qop, vec![Qop::Auth, Qop::AuthInt]);
-        let creds = answer(&ch, BTID, &password(), "POST", "/r?q=1", Some(Qop::AuthInt), 1, "c1", b"hi").unwrap();
+        let creds = answer(
+            &ch,
+            BTID,
+            &password(),
+            "POST",
+            "/r?q=1",
+            Some(Qop::AuthInt),
+            1,
+            "c1",
+            b"hi",
+        )
+        .unwrap();
         let auth = creds.to_header_value();
         let Outcome::Authenticated(a) = run_gba(&e, &auth, b"hi", NOW + 1) else {
             panic!("not authenticated")
@@ -483,21 +507,54 @@ mod tests {
         assert_eq!(a.principal.identity, "sip:alice@x");
         assert_eq!(a.principal.btid.as_deref(), Some(BTID));
         assert!(a.needs_response_body());
-        let info = seccf_digest::AuthenticationInfo::parse(&a.authentication_info(b"resp").unwrap()).unwrap();
+        let info =
+            seccf_digest::AuthenticationInfo::parse(&a.authentication_info(b"resp").unwrap())
+                .unwrap();
         seccf_digest::verify_rspauth(&creds, &password(), b"resp", &info).unwrap();
         // The same request again: nc replay.
         assert!(matches!(
             run_gba(&e, &auth, b"hi", NOW + 2),
-            Outcome::Unauthorized { reason: "replayed_nc", .. }
+            Outcome::Unauthorized {
+                reason: "replayed_nc",
+                ..
+            }
         ));
         // Next nc is fine.
-        let c2 = answer(&ch, BTID, &password(), "POST", "/r?q=1", Some(Qop::Auth), 2, "c2", b"").unwrap();
-        assert!(matches!(run_gba(&e, &c2.to_header_value(), b"", NOW + 2), Outcome::Authenticated(_)));
+        let c2 = answer(
+            &ch,
+            BTID,
+            &password(),
+            "POST",
+            "/r?q=1",
+            Some(Qop::Auth),
+            2,
+            "c2",
+            b"",
+        )
+        .unwrap();
+        assert!(matches!(
+            run_gba(&e, &c2.to_header_value(), b"", NOW + 2),
+            Outcome::Authenticated(_)
+        ));
         // auth-int body tampering.
-        let c3 = answer(&ch, BTID, &password(), "POST", "/r?q=1", Some(Qop::AuthInt), 3, "c3", b"hi").unwrap();
+        let c3 = answer(
+            &ch,
+            BTID,
+            &password(),
+            "POST",
+            "/r?q=1",
+            Some(Qop::AuthInt),
+            3,
+            "c3",
+            b"hi",
+        )
+        .unwrap();
         assert!(matches!(
             run_gba(&e, &c3.to_header_value(), b"HI", NOW + 2),
-            Outcome::Unauthorized { reason: "bad_credentials", .. }
+            Outcome::Unauthorized {
+                reason: "bad_credentials",
+                ..
+            }
         ));
     }
 
@@ -505,25 +562,75 @@ mod tests {
     fn wrong_password_does_not_burn_the_nonce() {
         let e = engine();
         let ch = gba_challenge(&e, NOW);
-        let bad = answer(&ch, BTID, b"wrong", "POST", "/r?q=1", Some(Qop::Auth), 9, "c", b"").unwrap();
+        let bad = answer(
+            &ch,
+            BTID,
+            b"wrong",
+            "POST",
+            "/r?q=1",
+            Some(Qop::Auth),
+            9,
+            "c",
+            b"",
+        )
+        .unwrap();
         assert!(matches!(
             run_gba(&e, &bad.to_header_value(), b"", NOW),
-            Outcome::Unauthorized { reason: "bad_credentials", .. }
+            Outcome::Unauthorized {
+                reason: "bad_credentials",
+                ..
+            }
         ));
-        let good = answer(&ch, BTID, &password(), "POST", "/r?q=1", Some(Qop::Auth), 1, "c", b"").unwrap();
-        assert!(matches!(run_gba(&e, &good.to_header_value(), b"", NOW), Outcome::Authenticated(_)));
+        let good = answer(
+            &ch,
+            BTID,
+            &password(),
+            "POST",
+            "/r?q=1",
+            Some(Qop::Auth),
+            1,
+            "c",
+            b"",
+        )
+        .unwrap();
+        assert!(matches!(
+            run_gba(&e, &good.to_header_value(), b"", NOW),
+            Outcome::Authenticated(_)
+        ));
     }
 
     #[test]
     fn stale_only_when_the_digest_is_right() {
         let e = engine();
         let ch = gba_challenge(&e, NOW);
-        let good = answer(&ch, BTID, &password(), "POST", "/r?q=1", Some(Qop::Auth), 1, "c", b"").unwrap();
+        let good = answer(
+            &ch,
+            BTID,
+            &password(),
+            "POST",
+            "/r?q=1",
+            Some(Qop::Auth),
+            1,
+            "c",
+            b"",
+        )
+        .unwrap();
         assert!(matches!(
             run_gba(&e, &good.to_header_value(), b"", NOW + 61),
             Outcome::Unauthorized { stale: true, .. }
         ));
-        let bad = answer(&ch, BTID, b"x", "POST", "/r?q=1", Some(Qop::Auth), 1, "c", b"").unwrap();
+        let bad = answer(
+            &ch,
+            BTID,
+            b"x",
+            "POST",
+            "/r?q=1",
+            Some(Qop::Auth),
+            1,
+            "c",
+            b"",
+        )
+        .unwrap();
         assert!(matches!(
             run_gba(&e, &bad.to_header_value(), b"", NOW + 61),
             Outcome::Unauthorized { stale: false, .. }
@@ -536,58 +643,157 @@ mod tests {
     fn refusals_before_the_key() {
         let e = engine();
         let ch = gba_challenge(&e, NOW);
-        let good = answer(&ch, BTID, &password(), "GET", "/r?q=1", Some(Qop::Auth), 1, "c", b"").unwrap();
+        let good = answer(
+            &ch,
+            BTID,
+            &password(),
+            "GET",
+            "/r?q=1",
+            Some(Qop::Auth),
+            1,
+            "c",
+            b"",
+        )
+        .unwrap();
         // Other URI.
-        assert!(matches!(e.begin(Some(&good.to_header_value()), "/other", NOW), Begin::Done(Outcome::BadRequest(_))));
+        assert!(matches!(
+            e.begin(Some(&good.to_header_value()), "/other", NOW),
+            Begin::Done(Outcome::BadRequest(_))
+        ));
         // Absolute-form URI is accepted.
-        let abs = answer(&ch, BTID, &password(), "GET", "https://naf.example.org/r?q=1", Some(Qop::Auth), 1, "c", b"").unwrap();
-        assert!(matches!(e.begin(Some(&abs.to_header_value()), "/r?q=1", NOW), Begin::NeedGbaKey(_)));
+        let abs = answer(
+            &ch,
+            BTID,
+            &password(),
+            "GET",
+            "https://naf.example.org/r?q=1",
+            Some(Qop::Auth),
+            1,
+            "c",
+            b"",
+        )
+        .unwrap();
+        assert!(matches!(
+            e.begin(Some(&abs.to_header_value()), "/r?q=1", NOW),
+            Begin::NeedGbaKey(_)
+        ));
         // Nonce from another engine (another key).
         let other = engine();
         let och = gba_challenge(&other, NOW);
-        let c = answer(&och, BTID, &password(), "GET", "/r?q=1", Some(Qop::Auth), 1, "c", b"").unwrap();
+        let c = answer(
+            &och,
+            BTID,
+            &password(),
+            "GET",
+            "/r?q=1",
+            Some(Qop::Auth),
+            1,
+            "c",
+            b"",
+        )
+        .unwrap();
         let mut c = c;
         c.opaque = ch.opaque.clone();
         assert!(matches!(
             e.begin(Some(&c.to_header_value()), "/r?q=1", NOW),
-            Begin::Done(Outcome::Unauthorized { reason: "bad_nonce", .. })
+            Begin::Done(Outcome::Unauthorized {
+                reason: "bad_nonce",
+                ..
+            })
         ));
         // Wrong opaque.
         let mut c = good.clone();
         c.opaque = Some("00".into());
         assert!(matches!(
             e.begin(Some(&c.to_header_value()), "/r?q=1", NOW),
-            Begin::Done(Outcome::Unauthorized { reason: "challenge_mismatch", .. })
+            Begin::Done(Outcome::Unauthorized {
+                reason: "challenge_mismatch",
+                ..
+            })
         ));
         // A user name that is no B-TID.
-        let c = answer(&ch, "alice", &password(), "GET", "/r?q=1", Some(Qop::Auth), 1, "c", b"").unwrap();
+        let c = answer(
+            &ch,
+            "alice",
+            &password(),
+            "GET",
+            "/r?q=1",
+            Some(Qop::Auth),
+            1,
+            "c",
+            b"",
+        )
+        .unwrap();
         assert!(matches!(
             e.begin(Some(&c.to_header_value()), "/r?q=1", NOW),
-            Begin::Done(Outcome::Unauthorized { reason: "bad_btid", .. })
+            Begin::Done(Outcome::Unauthorized {
+                reason: "bad_btid",
+                ..
+            })
         ));
-        assert!(matches!(e.begin(None, "/", NOW), Begin::Done(Outcome::Unauthorized { reason: "no_credentials", .. })));
-        assert!(matches!(e.begin(Some("Basic Zm9v"), "/", NOW), Begin::Done(Outcome::Unauthorized { reason: "malformed", .. })));
+        assert!(matches!(
+            e.begin(None, "/", NOW),
+            Begin::Done(Outcome::Unauthorized {
+                reason: "no_credentials",
+                ..
+            })
+        ));
+        assert!(matches!(
+            e.begin(Some("Basic Zm9v"), "/", NOW),
+            Begin::Done(Outcome::Unauthorized {
+                reason: "malformed",
+                ..
+            })
+        ));
     }
 
     #[test]
     fn unknown_btid_and_kmc_failures() {
         let e = engine();
         let ch = gba_challenge(&e, NOW);
-        let c = answer(&ch, BTID, &password(), "GET", "/", Some(Qop::Auth), 1, "c", b"").unwrap();
-        let outcome = |k: Result<Arc<NafKeys>, KeyError>| match e.begin(Some(&c.to_header_value()), "/", NOW) {
-            Begin::NeedGbaKey(p) => e.finish_gba(p, k, "GET", b"", NOW),
-            other => panic!("{other:?}"),
-        };
-        assert!(matches!(outcome(Err(KeyError::UnknownBtid)), Outcome::Unauthorized { reason: "unknown_btid", .. }));
-        assert!(matches!(outcome(Err(KeyError::Refused("x".into()))), Outcome::Forbidden { .. }));
-        assert!(matches!(outcome(Err(KeyError::Unavailable("x".into()))), Outcome::Unavailable));
+        let c = answer(
+            &ch,
+            BTID,
+            &password(),
+            "GET",
+            "/",
+            Some(Qop::Auth),
+            1,
+            "c",
+            b"",
+        )
+        .unwrap();
+        let outcome =
+            |k: Result<Arc<NafKeys>, KeyError>| match e.begin(Some(&c.to_header_value()), "/", NOW)
+            {
+                Begin::NeedGbaKey(p) => e.finish_gba(p, k, "GET", b"", NOW),
+                other => panic!("{other:?}"),
+            };
+        assert!(matches!(
+            outcome(Err(KeyError::UnknownBtid)),
+            Outcome::Unauthorized {
+                reason: "unknown_btid",
+                ..
+            }
+        ));
+        assert!(matches!(
+            outcome(Err(KeyError::Refused("x".into()))),
+            Outcome::Forbidden { .. }
+        ));
+        assert!(matches!(
+            outcome(Err(KeyError::Unavailable("x".into()))),
+            Outcome::Unavailable
+        ));
     }
 
     #[test]
     fn plain_users() {
         let e = engine();
         let users = UsersDb::parse(
-            &format!("bob:seccf@naf:{}\n", hex::encode(sha256_ha1("bob", "seccf@naf", b"pw").expose())),
+            &format!(
+                "bob:seccf@naf:{}\n",
+                hex::encode(sha256_ha1("bob", "seccf@naf", b"pw").expose())
+            ),
             "seccf@naf",
         )
         .unwrap();
@@ -605,10 +811,24 @@ mod tests {
                 Begin::NeedGbaKey(_) => panic!("users realm routed to GBA"),
             }
         };
-        let Outcome::Authenticated(a) = run("bob", b"pw", 1) else { panic!() };
+        let Outcome::Authenticated(a) = run("bob", b"pw", 1) else {
+            panic!()
+        };
         assert_eq!(a.principal.identity, "bob");
         assert!(a.authentication_info(b"").unwrap().contains("rspauth="));
-        assert!(matches!(run("bob", b"nope", 2), Outcome::Unauthorized { reason: "bad_credentials", .. }));
-        assert!(matches!(run("carol", b"pw", 3), Outcome::Unauthorized { reason: "unknown_user", .. }));
+        assert!(matches!(
+            run("bob", b"nope", 2),
+            Outcome::Unauthorized {
+                reason: "bad_credentials",
+                ..
+            }
+        ));
+        assert!(matches!(
+            run("carol", b"pw", 3),
+            Outcome::Unauthorized {
+                reason: "unknown_user",
+                ..
+            }
+        ));
     }
 }

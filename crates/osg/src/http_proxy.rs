@@ -119,7 +119,9 @@ impl HttpsProxy {
             if !self.state.cfg.accepts(AuthMethod::Digest) {
                 // A certificate handshake on a PSK-only or mTLS-only listener (TLS 1.3
                 // fallback): nothing can authenticate this connection.
-                self.shared.metrics.auth(self.name(), "none", "no_credentials");
+                self.shared
+                    .metrics
+                    .auth(self.name(), "none", "no_credentials");
                 return;
             }
         }
@@ -158,7 +160,8 @@ impl HttpsProxy {
         let grace = self.shared.grace;
         let mut closing: Option<tokio::time::Instant> = None;
         loop {
-            let deadline = closing.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(86_400));
+            let deadline = closing
+                .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(86_400));
             tokio::select! {
                 r = conn.as_mut() => {
                     if let Err(e) = r {
@@ -199,9 +202,16 @@ impl HttpsProxy {
         )
         .await;
         let body = match collected {
-            Err(_) => return text(StatusCode::REQUEST_TIMEOUT, "request body not received in time"),
+            Err(_) => {
+                return text(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "request body not received in time",
+                )
+            }
             Ok(Err(e)) => {
-                if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+                if e.downcast_ref::<http_body_util::LengthLimitError>()
+                    .is_some()
+                {
                     return text(StatusCode::PAYLOAD_TOO_LARGE, "request body too large");
                 }
                 return text(StatusCode::BAD_REQUEST, "bad request body");
@@ -227,7 +237,12 @@ impl HttpsProxy {
                 Ok(p) => p,
                 Err(d) => return self.deny(ctx, &principal, method, d.label()),
             },
-            Err(()) => return text(StatusCode::BAD_REQUEST, "malformed X-3GPP-Intended-Identity"),
+            Err(()) => {
+                return text(
+                    StatusCode::BAD_REQUEST,
+                    "malformed X-3GPP-Intended-Identity",
+                )
+            }
         };
         // Checked per request: a PSK connection may outlive its GBA key.
         if let Err(d) = authorize(&self.state.cfg, &principal, now) {
@@ -273,7 +288,10 @@ impl HttpsProxy {
         now: i64,
     ) -> Result<Box<Authenticated>, Response<RespBody>> {
         let Some(engine) = &self.digest else {
-            return Err(text(StatusCode::FORBIDDEN, "no authentication method available"));
+            return Err(text(
+                StatusCode::FORBIDDEN,
+                "no authentication method available",
+            ));
         };
         let now_u = u64::try_from(now).unwrap_or(0);
         let authz = parts
@@ -288,7 +306,10 @@ impl HttpsProxy {
         let outcome = match engine.begin(authz, target, now_u) {
             Begin::Done(o) => o,
             Begin::NeedGbaKey(pending) => {
-                let naf = NafId::new(&self.shared.fqdn, digest_ua(self.state.cfg.ua_org, ctx.suite));
+                let naf = NafId::new(
+                    &self.shared.fqdn,
+                    digest_ua(self.state.cfg.ua_org, ctx.suite),
+                );
                 match naf {
                     Ok(naf) => {
                         let keys = self.shared.keys.get(pending.btid(), &naf).await;
@@ -299,7 +320,13 @@ impl HttpsProxy {
             }
             Begin::User(pending) => {
                 let users = self.state.users();
-                engine.finish_user(pending, users.as_deref(), parts.method.as_str(), body, now_u)
+                engine.finish_user(
+                    pending,
+                    users.as_deref(),
+                    parts.method.as_str(),
+                    body,
+                    now_u,
+                )
             }
         };
         let method = AuthMethod::Digest.label();
@@ -346,7 +373,10 @@ impl HttpsProxy {
             }
             Outcome::Unavailable => {
                 audit("deny", None, "kmc_unavailable");
-                Err(text(StatusCode::SERVICE_UNAVAILABLE, "key service unavailable"))
+                Err(text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "key service unavailable",
+                ))
             }
             Outcome::BadRequest(msg) => {
                 audit("deny", None, "bad_request");
@@ -364,16 +394,12 @@ impl HttpsProxy {
         digest: Option<&Authenticated>,
         now: i64,
     ) -> Response<RespBody> {
-        let host = parts
-            .headers
-            .get(HOST)
-            .cloned()
-            .or_else(|| {
-                parts
-                    .uri
-                    .authority()
-                    .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-            });
+        let host = parts.headers.get(HOST).cloned().or_else(|| {
+            parts
+                .uri
+                .authority()
+                .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+        });
         strip_client_identity_headers(&mut parts.headers);
         let assertion = self
             .shared
@@ -421,7 +447,11 @@ impl HttpsProxy {
                 return text(StatusCode::GATEWAY_TIMEOUT, "upstream timed out");
             }
             Ok(Err(e)) => {
-                let kind = if e.is_connect() { "connect" } else { "protocol" };
+                let kind = if e.is_connect() {
+                    "connect"
+                } else {
+                    "protocol"
+                };
                 self.shared.metrics.upstream_error(self.name(), kind);
                 tracing::info!(listener = self.name(), error = %e, "upstream request failed");
                 return text(StatusCode::BAD_GATEWAY, "upstream unavailable");
@@ -444,8 +474,13 @@ impl HttpsProxy {
             )
             .await;
             let Ok(Ok(c)) = collected else {
-                self.shared.metrics.upstream_error(self.name(), "response_body");
-                return text(StatusCode::BAD_GATEWAY, "upstream response too large or too slow");
+                self.shared
+                    .metrics
+                    .upstream_error(self.name(), "response_body");
+                return text(
+                    StatusCode::BAD_GATEWAY,
+                    "upstream response too large or too slow",
+                );
             };
             let bytes = c.to_bytes();
             if let Some(v) = digest

@@ -320,7 +320,9 @@ impl KeyProvider {
                 }
             }
         }
-        Err(KeyError::Unavailable("key fetch kept being abandoned".into()))
+        Err(KeyError::Unavailable(
+            "key fetch kept being abandoned".into(),
+        ))
     }
 
     /// [`KeyProvider::get`] for synchronous callers inside the runtime (the PSK
@@ -423,7 +425,11 @@ mod tests {
         for t in tasks {
             assert!(t.await.unwrap().is_ok());
         }
-        assert_eq!(fake.calls.load(Ordering::SeqCst), 1, "one Zn call for 16 misses");
+        assert_eq!(
+            fake.calls.load(Ordering::SeqCst),
+            1,
+            "one Zn call for 16 misses"
+        );
         p.get("b1", &naf()).await.unwrap();
         assert_eq!(fake.calls.load(Ordering::SeqCst), 1);
         // Past the key expiry the entry is refetched.
@@ -435,14 +441,30 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn negative_cache_and_no_caching_of_outages() {
         let (p, fake, now) = provider(10, 0);
-        assert_eq!(p.get("unknown", &naf()).await.unwrap_err(), KeyError::UnknownBtid);
-        assert_eq!(p.get("unknown", &naf()).await.unwrap_err(), KeyError::UnknownBtid);
+        assert_eq!(
+            p.get("unknown", &naf()).await.unwrap_err(),
+            KeyError::UnknownBtid
+        );
+        assert_eq!(
+            p.get("unknown", &naf()).await.unwrap_err(),
+            KeyError::UnknownBtid
+        );
         assert_eq!(fake.calls.load(Ordering::SeqCst), 1);
         now.fetch_add(6, Ordering::SeqCst);
         let _ = p.get("unknown", &naf()).await;
-        assert_eq!(fake.calls.load(Ordering::SeqCst), 2, "negative entry expired");
-        assert!(matches!(p.get("down", &naf()).await, Err(KeyError::Unavailable(_))));
-        assert!(matches!(p.get("down", &naf()).await, Err(KeyError::Unavailable(_))));
+        assert_eq!(
+            fake.calls.load(Ordering::SeqCst),
+            2,
+            "negative entry expired"
+        );
+        assert!(matches!(
+            p.get("down", &naf()).await,
+            Err(KeyError::Unavailable(_))
+        ));
+        assert!(matches!(
+            p.get("down", &naf()).await,
+            Err(KeyError::Unavailable(_))
+        ));
         assert_eq!(fake.calls.load(Ordering::SeqCst), 4, "outages are retried");
     }
 
@@ -476,9 +498,10 @@ mod tests {
         let (p, fake, _now) = provider(10, 20);
         let h = tokio::runtime::Handle::current();
         let p2 = p.clone();
-        let r = tokio::spawn(async move { p2.get_blocking(&h, "b9", &naf()).map(|k| k.impi.clone()) })
-            .await
-            .unwrap();
+        let r =
+            tokio::spawn(async move { p2.get_blocking(&h, "b9", &naf()).map(|k| k.impi.clone()) })
+                .await
+                .unwrap();
         assert_eq!(r.unwrap(), "impi");
         assert_eq!(fake.calls.load(Ordering::SeqCst), 1);
     }
@@ -487,6 +510,9 @@ mod tests {
     async fn blocking_adapter_refuses_current_thread_runtime() {
         let (p, _fake, _now) = provider(10, 0);
         let h = tokio::runtime::Handle::current();
-        assert!(matches!(p.get_blocking(&h, "b1", &naf()), Err(KeyError::Unavailable(_))));
+        assert!(matches!(
+            p.get_blocking(&h, "b1", &naf()),
+            Err(KeyError::Unavailable(_))
+        ));
     }
 }

@@ -231,11 +231,9 @@ fn load_listener(
                 path: p.display().to_string(),
                 reason: "not UTF-8".into(),
             })?;
-            let db = UsersDb::parse(&text, &users_realm(l, fqdn)).map_err(|e| {
-                OsgError::Users {
-                    path: p.display().to_string(),
-                    reason: e.to_string(),
-                }
+            let db = UsersDb::parse(&text, &users_realm(l, fqdn)).map_err(|e| OsgError::Users {
+                path: p.display().to_string(),
+                reason: e.to_string(),
             })?;
             Some(Arc::new(db))
         }
@@ -281,19 +279,24 @@ impl OsgListeners {
     pub async fn bind(cfg: &OsgConfig) -> Result<Self, OsgError> {
         let mut out = OsgListeners::default();
         for l in &cfg.listeners {
-            let s = TcpListener::bind(l.listen).await.map_err(|source| OsgError::Bind {
-                addr: l.listen.to_string(),
-                source,
-            })?;
+            let s = TcpListener::bind(l.listen)
+                .await
+                .map_err(|source| OsgError::Bind {
+                    addr: l.listen.to_string(),
+                    source,
+                })?;
             out.listeners.insert(l.name.clone(), s);
         }
         if let Some(a) = &cfg.admin {
-            out.admin = Some(TcpListener::bind(a.listen).await.map_err(|source| {
-                OsgError::Bind {
-                    addr: a.listen.to_string(),
-                    source,
-                }
-            })?);
+            out.admin =
+                Some(
+                    TcpListener::bind(a.listen)
+                        .await
+                        .map_err(|source| OsgError::Bind {
+                            addr: a.listen.to_string(),
+                            source,
+                        })?,
+                );
         }
         Ok(out)
     }
@@ -657,7 +660,9 @@ async fn serve_admin(
                             Bytes::from(render_metrics(&shared)),
                         ),
                         ("GET", "/healthz") => ("text/plain", 200, Bytes::from_static(b"ok\n")),
-                        ("GET", "/.well-known/jwks.json") => ("application/jwk-set+json", 200, jwks),
+                        ("GET", "/.well-known/jwks.json") => {
+                            ("application/jwk-set+json", 200, jwks)
+                        }
                         _ => ("text/plain", 404, Bytes::from_static(b"not found\n")),
                     };
                 let mut r = http::Response::new(Full::new(body));

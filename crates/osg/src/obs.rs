@@ -60,8 +60,9 @@ impl Metrics {
         let open = Family::<Labels, Gauge>::default();
         let handshakes = Family::<Labels, Counter>::default();
         let auth = Family::<Labels, Counter>::default();
-        let upstream_latency =
-            Family::<Labels, Histogram>::new_with_constructor(latency_histogram as fn() -> Histogram);
+        let upstream_latency = Family::<Labels, Histogram>::new_with_constructor(
+            latency_histogram as fn() -> Histogram,
+        );
         let upstream_errors = Family::<Labels, Counter>::default();
         let key_cache_hits = Gauge::default();
         let key_cache_fetches = Gauge::default();
@@ -221,7 +222,10 @@ impl Audit {
 
     /// One authentication decision.
     pub fn decision(&self, d: &Decision<'_>) {
-        let identity = d.identity.map(|i| self.hash(i)).unwrap_or_else(|| "-".into());
+        let identity = d
+            .identity
+            .map(|i| self.hash(i))
+            .unwrap_or_else(|| "-".into());
         tracing::info!(
             target: "seccf::audit",
             event = "osg_auth",
@@ -263,11 +267,18 @@ mod tests {
         m.upstream_latency("l1", 0.002);
         {
             let _g = m.open_guard("l1");
-            assert!(m.render().contains("seccf_osg_open_connections{listener=\"l1\"} 1"));
+            assert!(m
+                .render()
+                .contains("seccf_osg_open_connections{listener=\"l1\"} 1"));
         }
         let text = m.render();
-        assert!(text.contains("seccf_osg_tls_handshakes_total{listener=\"l1\",result=\"ok\"} 1"), "{text}");
-        assert!(text.contains("seccf_osg_auth_decisions_total{listener=\"l1\",method=\"digest\",result=\"ok\"} 1"));
+        assert!(
+            text.contains("seccf_osg_tls_handshakes_total{listener=\"l1\",result=\"ok\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains(
+            "seccf_osg_auth_decisions_total{listener=\"l1\",method=\"digest\",result=\"ok\"} 1"
+        ));
         assert!(text.contains("seccf_osg_upstream_latency_seconds_count{listener=\"l1\"} 1"));
         assert!(text.contains("seccf_osg_open_connections{listener=\"l1\"} 0"));
     }

@@ -273,8 +273,14 @@ required_flags = {flags:?}
         let p = Principal::gba(AuthMethod::Psk, "b", &keys(&[], &[]));
         assert_eq!(p.identity, "impi@x");
         let p = Principal::gba(AuthMethod::Psk, "b", &keys(&["sip:a@x", "tel:+1"], &[]));
-        assert_eq!(p.clone().with_intended("tel:+1").unwrap().identity, "tel:+1");
-        assert_eq!(p.with_intended("sip:eve@x").unwrap_err(), Denied::IntendedIdentity);
+        assert_eq!(
+            p.clone().with_intended("tel:+1").unwrap().identity,
+            "tel:+1"
+        );
+        assert_eq!(
+            p.with_intended("sip:eve@x").unwrap_err(),
+            Denied::IntendedIdentity
+        );
     }
 
     #[test]
@@ -282,13 +288,25 @@ required_flags = {flags:?}
         let p = Principal::gba(AuthMethod::Digest, "b", &keys(&["sip:a@x"], &[1, 2]));
         assert_eq!(authorize(&listener(&["*"], &[]), &p, 10), Ok(()));
         assert_eq!(authorize(&listener(&["impi@x"], &[]), &p, 10), Ok(()));
-        assert_eq!(authorize(&listener(&["sip:b@x"], &[]), &p, 10), Err(Denied::NotAllowed));
+        assert_eq!(
+            authorize(&listener(&["sip:b@x"], &[]), &p, 10),
+            Err(Denied::NotAllowed)
+        );
         assert_eq!(authorize(&listener(&["*"], &[2]), &p, 10), Ok(()));
-        assert_eq!(authorize(&listener(&["*"], &[3]), &p, 10), Err(Denied::MissingFlag));
-        assert_eq!(authorize(&listener(&["*"], &[]), &p, 1000), Err(Denied::Expired));
+        assert_eq!(
+            authorize(&listener(&["*"], &[3]), &p, 10),
+            Err(Denied::MissingFlag)
+        );
+        assert_eq!(
+            authorize(&listener(&["*"], &[]), &p, 1000),
+            Err(Denied::Expired)
+        );
         let cert = Principal::named(AuthMethod::Mtls, "client-1");
         assert_eq!(authorize(&listener(&["client-1"], &[]), &cert, 10), Ok(()));
-        assert_eq!(authorize(&listener(&["*"], &[1]), &cert, 10), Err(Denied::MissingFlag));
+        assert_eq!(
+            authorize(&listener(&["*"], &[1]), &cert, 10),
+            Err(Denied::MissingFlag)
+        );
     }
 
     #[test]
@@ -307,18 +325,30 @@ required_flags = {flags:?}
             ("te", "trailers"),
             ("accept", "*/*"),
         ] {
-            h.append(HeaderName::from_bytes(n.as_bytes()).unwrap(), HeaderValue::from_static(v));
+            h.append(
+                HeaderName::from_bytes(n.as_bytes()).unwrap(),
+                HeaderValue::from_static(v),
+            );
         }
         assert_eq!(intended_identity(&h), Ok(Some("sip:a@x".into())));
         strip_client_identity_headers(&mut h);
         let left: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
         assert_eq!(left, vec!["accept"]);
         let p = Principal::named(AuthMethod::Mtls, "client-1");
-        set_identity_headers(&mut h, &p, Some("jwt"), "10.0.0.1:5".parse().unwrap(), Some("naf"));
+        set_identity_headers(
+            &mut h,
+            &p,
+            Some("jwt"),
+            "10.0.0.1:5".parse().unwrap(),
+            Some("naf"),
+        );
         assert_eq!(h[ASSERTED_IDENTITY], "client-1");
         assert_eq!(h[AUTH_METHOD], "mtls");
         assert_eq!(h[ASSERTION], "jwt");
-        assert_eq!(h["forwarded"], "for=\"10.0.0.1:5\";proto=https;host=\"naf\"");
+        assert_eq!(
+            h["forwarded"],
+            "for=\"10.0.0.1:5\";proto=https;host=\"naf\""
+        );
     }
 
     #[test]

@@ -274,7 +274,9 @@ fn put_tlv(out: &mut Vec<u8>, kind: u8, value: &[u8]) {
 }
 
 fn take_tlv(buf: &[u8]) -> Result<(Tlv, usize), ProxyError> {
-    let (head, rest) = buf.split_first_chunk::<3>().ok_or(ProxyError::TruncatedTlv)?;
+    let (head, rest) = buf
+        .split_first_chunk::<3>()
+        .ok_or(ProxyError::TruncatedTlv)?;
     let len = usize::from(u16::from_be_bytes([head[1], head[2]]));
     let value = rest.get(..len).ok_or(ProxyError::TruncatedTlv)?;
     Ok((
@@ -328,9 +330,7 @@ pub fn decode(buf: &[u8]) -> Result<Option<(ProxyHeader, usize)>, ProxyError> {
     let (addr, mut tlvs_buf) = body.split_at(addr_len);
     let addresses = match fam {
         0x11 => {
-            let ip = |i: usize| {
-                Ipv4Addr::new(addr[i], addr[i + 1], addr[i + 2], addr[i + 3])
-            };
+            let ip = |i: usize| Ipv4Addr::new(addr[i], addr[i + 1], addr[i + 2], addr[i + 3]);
             let port = |i: usize| u16::from_be_bytes([addr[i], addr[i + 1]]);
             Some((
                 SocketAddr::new(IpAddr::V4(ip(0)), port(8)),
@@ -422,7 +422,10 @@ mod tests {
 
     #[test]
     fn ipv6_and_mixed_families() {
-        let h = ProxyHeader::proxy("[::1]:1".parse().unwrap(), "[2001:db8::2]:2".parse().unwrap());
+        let h = ProxyHeader::proxy(
+            "[::1]:1".parse().unwrap(),
+            "[2001:db8::2]:2".parse().unwrap(),
+        );
         let (back, _) = decode(&h.encode().unwrap()).unwrap().unwrap();
         assert_eq!(back, h);
         // Mixed: written as IPv6 with the IPv4 address mapped.

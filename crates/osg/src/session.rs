@@ -104,7 +104,15 @@ pub(crate) async fn connection_auth<S>(
         match shared.keys.get(btid, &naf).await {
             Ok(keys) => Principal::gba(AuthMethod::Psk, btid, &keys),
             Err(_) => {
-                record(shared, name, AuthMethod::Psk, "deny", Some(btid), peer, "key_vanished");
+                record(
+                    shared,
+                    name,
+                    AuthMethod::Psk,
+                    "deny",
+                    Some(btid),
+                    peer,
+                    "key_vanished",
+                );
                 return ConnAuth::Denied("key_vanished");
             }
         }
@@ -121,7 +129,15 @@ pub(crate) async fn connection_auth<S>(
                     seccf_tls::revocation::OcspOutcome::Unknown => "ocsp_unknown",
                     _ => "ocsp_unavailable",
                 };
-                record(shared, name, AuthMethod::Mtls, "deny", Some(&id), peer, reason);
+                record(
+                    shared,
+                    name,
+                    AuthMethod::Mtls,
+                    "deny",
+                    Some(&id),
+                    peer,
+                    reason,
+                );
                 return ConnAuth::Denied(reason);
             }
         }
@@ -129,14 +145,33 @@ pub(crate) async fn connection_auth<S>(
     } else {
         return ConnAuth::None;
     };
-    let identity = principal.btid.clone().unwrap_or_else(|| principal.identity.clone());
+    let identity = principal
+        .btid
+        .clone()
+        .unwrap_or_else(|| principal.identity.clone());
     match authorize(&state.cfg, &principal, now) {
         Ok(()) => {
-            record(shared, name, principal.method, "allow", Some(&identity), peer, "ok");
+            record(
+                shared,
+                name,
+                principal.method,
+                "allow",
+                Some(&identity),
+                peer,
+                "ok",
+            );
             ConnAuth::Authenticated(principal)
         }
         Err(d) => {
-            record(shared, name, principal.method, "deny", Some(&identity), peer, d.label());
+            record(
+                shared,
+                name,
+                principal.method,
+                "deny",
+                Some(&identity),
+                peer,
+                d.label(),
+            );
             ConnAuth::Denied(d.label())
         }
     }

@@ -3,7 +3,9 @@
 
 use std::sync::Arc;
 
-use openssl::ssl::{select_next_proto, AlpnError, SslAcceptor, SslAcceptorBuilder, SslRef, SslVersion};
+use openssl::ssl::{
+    select_next_proto, AlpnError, SslAcceptor, SslAcceptorBuilder, SslRef, SslVersion,
+};
 use openssl::x509::X509VerifyResult;
 use seccf_gba::naf::NafId;
 use seccf_secret::SecretBytes;
@@ -33,7 +35,8 @@ pub struct GbaPskLookup {
 
 impl GbaPskLookup {
     fn deny(&self, identity: Option<&str>, reason: &str) {
-        self.metrics.auth(&self.listener, AuthMethod::Psk.label(), reason);
+        self.metrics
+            .auth(&self.listener, AuthMethod::Psk.label(), reason);
         self.audit.decision(&Decision {
             listener: &self.listener,
             method: AuthMethod::Psk.label(),
@@ -57,7 +60,8 @@ impl PskKeyLookup for GbaPskLookup {
     fn lookup(&self, req: &PskRequest<'_>) -> Option<SecretBytes> {
         let Ok(btid) = parse_psk_identity(req.identity) else {
             // Also TLS 1.3 tickets and other binary identities: not worth an audit line.
-            self.metrics.auth(&self.listener, AuthMethod::Psk.label(), "bad_identity");
+            self.metrics
+                .auth(&self.listener, AuthMethod::Psk.label(), "bad_identity");
             return None;
         };
         let version = tls_version(req.version);

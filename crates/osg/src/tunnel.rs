@@ -50,7 +50,9 @@ impl TcpTunnel {
             ConnAuth::Authenticated(p) => p,
             ConnAuth::Denied(_) => return,
             ConnAuth::None => {
-                self.shared.metrics.auth(self.name(), "none", "no_credentials");
+                self.shared
+                    .metrics
+                    .auth(self.name(), "none", "no_credentials");
                 return;
             }
         };
@@ -115,7 +117,8 @@ impl TcpTunnel {
         let grace = self.shared.grace;
         let mut deadline: Option<tokio::time::Instant> = None;
         loop {
-            let until = deadline.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(86_400));
+            let until = deadline
+                .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(86_400));
             tokio::select! {
                 r = &mut pump => {
                     if let Err(e) = r {

@@ -176,7 +176,10 @@ mod tests {
             digest_ua(UaOrg::ThreeGpp, 0xC02F).0,
             [0x01, 0x00, 0x01, 0xC0, 0x2F]
         );
-        assert_eq!(digest_ua(UaOrg::Oma, 0x1302).0, [0x03, 0x00, 0x01, 0x13, 0x02]);
+        assert_eq!(
+            digest_ua(UaOrg::Oma, 0x1302).0,
+            [0x03, 0x00, 0x01, 0x13, 0x02]
+        );
     }
 
     #[test]
@@ -190,7 +193,10 @@ mod tests {
 
     #[test]
     fn realm() {
-        assert_eq!(gba_realm("naf.example.com"), "3GPP-bootstrapping@naf.example.com");
+        assert_eq!(
+            gba_realm("naf.example.com"),
+            "3GPP-bootstrapping@naf.example.com"
+        );
     }
 
     /// Randomized: the identity parser never panics and only returns B-TIDs.

@@ -89,7 +89,9 @@ impl UsersDb {
             if user.is_empty()
                 || user.len() > MAX_FIELD_LEN
                 || r.len() > MAX_FIELD_LEN
-                || user.chars().any(|c| c.is_control() || c == '"' || c == '\\')
+                || user
+                    .chars()
+                    .any(|c| c.is_control() || c == '"' || c == '\\')
             {
                 return Err(UsersFileError::BadLine(n));
             }
@@ -214,7 +216,9 @@ pub fn rspauth_ha1(
     ha1: &Secret<32>,
     response_body: &[u8],
 ) -> Result<String, DigestError> {
-    Ok(digest_from_ha1(creds, ha1, "", response_body)?.as_str().to_owned())
+    Ok(digest_from_ha1(creds, ha1, "", response_body)?
+        .as_str()
+        .to_owned())
 }
 
 #[cfg(test)]
@@ -249,8 +253,14 @@ mod tests {
         .unwrap();
         verify_ha1(&creds, &ha1, "GET", b"").unwrap();
         let wrong = sha256_ha1("Mufasa", "http-auth@example.org", b"Circle of life");
-        assert_eq!(verify_ha1(&creds, &wrong, "GET", b""), Err(DigestError::Mismatch));
-        assert_eq!(verify_ha1(&creds, &ha1, "POST", b""), Err(DigestError::Mismatch));
+        assert_eq!(
+            verify_ha1(&creds, &wrong, "GET", b""),
+            Err(DigestError::Mismatch)
+        );
+        assert_eq!(
+            verify_ha1(&creds, &ha1, "POST", b""),
+            Err(DigestError::Mismatch)
+        );
     }
 
     #[test]
@@ -259,8 +269,8 @@ mod tests {
         let mut ch = Challenge::new(REALM, "n0nce", Algorithm::Sha256);
         ch.qop = vec![Qop::Auth, Qop::AuthInt];
         for qop in [Qop::Auth, Qop::AuthInt] {
-            let creds = answer(&ch, "bob", b"pw", "POST", "/x", Some(qop), 7, "cn", b"body")
-                .unwrap();
+            let creds =
+                answer(&ch, "bob", b"pw", "POST", "/x", Some(qop), 7, "cn", b"body").unwrap();
             verify_ha1(&creds, &ha1, "POST", b"body").unwrap();
             if qop == Qop::AuthInt {
                 assert!(verify_ha1(&creds, &ha1, "POST", b"other").is_err());
@@ -286,7 +296,10 @@ mod tests {
             Some(UsersFileError::WrongRealm(3))
         );
         let dup = file_for(&[("alice", "a"), ("alice", "b")]);
-        assert_eq!(UsersDb::parse(&dup, REALM).err(), Some(UsersFileError::Duplicate(4)));
+        assert_eq!(
+            UsersDb::parse(&dup, REALM).err(),
+            Some(UsersFileError::Duplicate(4))
+        );
         for bad in [
             "alice:realm",
             "alice:realm:abcd",
@@ -294,10 +307,13 @@ mod tests {
             "a:b:c:d",
             &format!("alice:{REALM}:{}", "g".repeat(64)),
         ] {
-            assert!(matches!(
-                UsersDb::parse(bad, REALM),
-                Err(UsersFileError::BadLine(1) | UsersFileError::WrongRealm(1))
-            ), "{bad}");
+            assert!(
+                matches!(
+                    UsersDb::parse(bad, REALM),
+                    Err(UsersFileError::BadLine(1) | UsersFileError::WrongRealm(1))
+                ),
+                "{bad}"
+            );
         }
         // Errors never echo the HA1.
         let line = format!("alice:{REALM}:{}zz", "ab".repeat(32));

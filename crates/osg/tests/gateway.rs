@@ -14,6 +14,7 @@ use seccf_tls::psk::PskTlsVersion;
 
 const GBA_UA: (&str, &str) = ("user-agent", "seccf-test 3gpp-gba");
 
+#[allow(clippy::too_many_arguments)] // mirrors seccf_digest::answer
 fn digest_header(
     ch: &seccf_digest::Challenge,
     user: &str,
@@ -34,9 +35,15 @@ async fn digest_over_tls_with_a_real_bootstrap() {
     let env = Env::start().await;
     let t = env.terminal().await;
     for tls12 in [false, true] {
-        let stream = tls_connect(env.addr("digest"), &env.connector(None, tls12)).await.unwrap();
+        let stream = tls_connect(env.addr("digest"), &env.connector(None, tls12))
+            .await
+            .unwrap();
         let suite = suite_of(&stream);
-        assert_eq!(suite >= 0x1301 && suite <= 0x1305, !tls12, "suite {suite:04x}");
+        assert_eq!(
+            (0x1301..=0x1305).contains(&suite),
+            !tls12,
+            "suite {suite:04x}"
+        );
         let mut s = h1(stream).await;
 
         // First round: 401 with the GBA challenge only (3gpp-gba client).
@@ -50,7 +57,8 @@ async fn digest_over_tls_with_a_real_bootstrap() {
 
         // Password = base64(Ks_NAF) for NAF_Id = FQDN || 01 00 01 yy zz (negotiated suite).
         let pw = t.digest_password(UaSecurityProtocolId::tls_3gpp(suite));
-        let (creds, auth) = digest_header(&ch, &t.btid, &pw, "GET", "/hello?x=1", Qop::Auth, 1, b"");
+        let (creds, auth) =
+            digest_header(&ch, &t.btid, &pw, "GET", "/hello?x=1", Qop::Auth, 1, b"");
         let r = send(
             &mut s,
             "GET",
@@ -77,20 +85,42 @@ async fn digest_over_tls_with_a_real_bootstrap() {
         assert!(h.get("authorization").is_none(), "credentials are consumed");
         assert!(!h["forwarded"].as_str().unwrap().contains("1.2.3.4"));
         assert_eq!(seen["uri"], "/hello?x=1");
-        let claims = verify_assertion(h[ASSERTION].as_str().unwrap(), &env.jwks, seccf_osg::unix_now()).unwrap();
+        let claims = verify_assertion(
+            h[ASSERTION].as_str().unwrap(),
+            &env.jwks,
+            seccf_osg::unix_now(),
+        )
+        .unwrap();
         assert_eq!(claims.sub, t.impi);
         assert_eq!(claims.amr, vec!["digest"]);
-        assert_eq!(claims.btid_hash.as_deref(), Some(seccf_osg::assertion::btid_hash(&t.btid).as_str()));
+        assert_eq!(
+            claims.btid_hash.as_deref(),
+            Some(seccf_osg::assertion::btid_hash(&t.btid).as_str())
+        );
         assert_eq!(claims.iss, format!("https://{NAF_FQDN}"));
 
         // Replaying the same Authorization (same nc) is refused.
-        let r = send(&mut s, "GET", "/hello?x=1", &[GBA_UA, ("authorization", &auth)], b"").await;
+        let r = send(
+            &mut s,
+            "GET",
+            "/hello?x=1",
+            &[GBA_UA, ("authorization", &auth)],
+            b"",
+        )
+        .await;
         assert_eq!(r.status, 401);
 
         // nc=2 with auth-int over a POST body works; rspauth covers the response body.
         let body = b"{\"a\":1}";
         let (creds, auth) = digest_header(&ch, &t.btid, &pw, "POST", "/p", Qop::AuthInt, 2, body);
-        let r = send(&mut s, "POST", "/p", &[GBA_UA, ("authorization", &auth)], body).await;
+        let r = send(
+            &mut s,
+            "POST",
+            "/p",
+            &[GBA_UA, ("authorization", &auth)],
+            body,
+        )
+        .await;
         assert_eq!(r.status, 200);
         let info = AuthenticationInfo::parse(r.header("authentication-info").unwrap()).unwrap();
         seccf_digest::verify_rspauth(&creds, &pw, &r.body, &info).unwrap();
@@ -116,7 +146,13 @@ async fn digest_over_tls_with_a_real_bootstrap() {
         assert_eq!(r.status, 401);
         gba_challenge(&r);
     }
-    assert!(env.metric("seccf_osg_auth_decisions_total{listener=\"digest\",method=\"digest\",result=\"ok\"}").await >= 4.0);
+    assert!(
+        env.metric(
+            "seccf_osg_auth_decisions_total{listener=\"digest\",method=\"digest\",result=\"ok\"}"
+        )
+        .await
+            >= 4.0
+    );
     assert!(env.metric("seccf_osg_auth_decisions_total{listener=\"digest\",method=\"digest\",result=\"replayed_nc\"}").await >= 2.0);
     assert!(env.metric("seccf_osg_auth_decisions_total{listener=\"digest\",method=\"digest\",result=\"unknown_btid\"}").await >= 2.0);
     env.stop().await;
@@ -130,7 +166,9 @@ async fn stale_nonce_and_plain_users() {
     })
     .await;
     let t = env.terminal().await;
-    let stream = tls_connect(env.addr("digest"), &env.connector(None, false)).await.unwrap();
+    let stream = tls_connect(env.addr("digest"), &env.connector(None, false))
+        .await
+        .unwrap();
     let suite = suite_of(&stream);
     let mut s = h1(stream).await;
 
@@ -145,24 +183,53 @@ async fn stale_nonce_and_plain_users() {
     assert_eq!(challenges.len(), 2);
     assert_eq!(challenges[0].realm, format!("seccf@{NAF_FQDN}"));
     assert_eq!(challenges[0].algorithm, seccf_digest::Algorithm::Sha256);
-    let (_, auth) = digest_header(&challenges[0], "bob", env.user_pw.as_bytes(), "GET", "/u", Qop::Auth, 1, b"");
+    let (_, auth) = digest_header(
+        &challenges[0],
+        "bob",
+        env.user_pw.as_bytes(),
+        "GET",
+        "/u",
+        Qop::Auth,
+        1,
+        b"",
+    );
     let r = send(&mut s, "GET", "/u", &[("authorization", &auth)], b"").await;
     assert_eq!(r.status, 200);
-    assert!(r.header("authentication-info").unwrap().contains("rspauth="));
-    assert_eq!(env.last_upstream().await["headers"][ASSERTED_IDENTITY], "bob");
+    assert!(r
+        .header("authentication-info")
+        .unwrap()
+        .contains("rspauth="));
+    assert_eq!(
+        env.last_upstream().await["headers"][ASSERTED_IDENTITY],
+        "bob"
+    );
 
     // Stale: a correct digest on an expired nonce → 401 stale=true.
     let pw = t.digest_password(UaSecurityProtocolId::tls_3gpp(suite));
     let ch = challenges[1].clone();
     tokio::time::sleep(Duration::from_millis(2100)).await;
     let (_, auth) = digest_header(&ch, &t.btid, &pw, "GET", "/s", Qop::Auth, 1, b"");
-    let r = send(&mut s, "GET", "/s", &[GBA_UA, ("authorization", &auth)], b"").await;
+    let r = send(
+        &mut s,
+        "GET",
+        "/s",
+        &[GBA_UA, ("authorization", &auth)],
+        b"",
+    )
+    .await;
     assert_eq!(r.status, 401);
     assert!(gba_challenge(&r).stale, "stale=true on the GBA challenge");
     // The fresh nonce works.
     let ch = gba_challenge(&r);
     let (_, auth) = digest_header(&ch, &t.btid, &pw, "GET", "/s", Qop::Auth, 1, b"");
-    let r = send(&mut s, "GET", "/s", &[GBA_UA, ("authorization", &auth)], b"").await;
+    let r = send(
+        &mut s,
+        "GET",
+        "/s",
+        &[GBA_UA, ("authorization", &auth)],
+        b"",
+    )
+    .await;
     assert_eq!(r.status, 200);
     env.stop().await;
 }
@@ -173,18 +240,33 @@ async fn psk_tls_12_and_13_through_the_seccf_tls_client() {
     let t = env.terminal().await;
     for (max, ciphers) in [
         (Some(PskTlsVersion::Tls12), Some("PSK-AES128-GCM-SHA256")),
-        (Some(PskTlsVersion::Tls12), Some("ECDHE-PSK-CHACHA20-POLY1305")),
+        (
+            Some(PskTlsVersion::Tls12),
+            Some("ECDHE-PSK-CHACHA20-POLY1305"),
+        ),
         (None, None),
     ] {
         let c = env.psk_connector(&t, max, ciphers, false);
         let stream = psk_connect(env.addr("psk"), &c).await.unwrap();
         let mut s = h1(stream).await;
-        let r = send(&mut s, "GET", "/psk", &[("x-3gpp-asserted-identity", "forged")], b"").await;
+        let r = send(
+            &mut s,
+            "GET",
+            "/psk",
+            &[("x-3gpp-asserted-identity", "forged")],
+            b"",
+        )
+        .await;
         assert_eq!(r.status, 200, "{max:?} {ciphers:?}");
         let seen = env.last_upstream().await;
         assert_eq!(seen["headers"][ASSERTED_IDENTITY], t.impi.as_str());
         assert_eq!(seen["headers"][AUTH_METHOD], "psk-tls");
-        let claims = verify_assertion(seen["headers"][ASSERTION].as_str().unwrap(), &env.jwks, seccf_osg::unix_now()).unwrap();
+        let claims = verify_assertion(
+            seen["headers"][ASSERTION].as_str().unwrap(),
+            &env.jwks,
+            seccf_osg::unix_now(),
+        )
+        .unwrap();
         assert_eq!(claims.amr, vec!["psk-tls"]);
         // Keep-alive: a second request on the same connection.
         let r = send(&mut s, "GET", "/psk2", &[], b"").await;
@@ -216,7 +298,9 @@ async fn psk_and_digest_on_one_listener() {
     assert_eq!(send(&mut s, "GET", "/", &[], b"").await.status, 200);
     assert_eq!(env.last_upstream().await["headers"][AUTH_METHOD], "psk-tls");
     // Certificate client + Digest on the same port.
-    let stream = tls_connect(env.addr("gba-digest"), &env.connector(None, true)).await.unwrap();
+    let stream = tls_connect(env.addr("gba-digest"), &env.connector(None, true))
+        .await
+        .unwrap();
     let suite = suite_of(&stream);
     let mut s = h1(stream).await;
     let r = send(&mut s, "GET", "/", &[GBA_UA], b"").await;
@@ -239,16 +323,34 @@ async fn mutual_tls_allowed_denied_and_crl_reload() {
     .await;
     let addr = env.addr("mtls");
     // Allowed certificate.
-    let mut s = h1(tls_connect(addr, &env.connector(Some("client-1"), false)).await.unwrap()).await;
-    let r = send(&mut s, "GET", "/m", &[("x-3gpp-asserted-identity", "forged")], b"").await;
+    let mut s = h1(tls_connect(addr, &env.connector(Some("client-1"), false))
+        .await
+        .unwrap())
+    .await;
+    let r = send(
+        &mut s,
+        "GET",
+        "/m",
+        &[("x-3gpp-asserted-identity", "forged")],
+        b"",
+    )
+    .await;
     assert_eq!(r.status, 200);
     let seen = env.last_upstream().await;
     assert_eq!(seen["headers"][ASSERTED_IDENTITY], "client-1");
     assert_eq!(seen["headers"][AUTH_METHOD], "mtls");
-    let claims = verify_assertion(seen["headers"][ASSERTION].as_str().unwrap(), &env.jwks, seccf_osg::unix_now()).unwrap();
+    let claims = verify_assertion(
+        seen["headers"][ASSERTION].as_str().unwrap(),
+        &env.jwks,
+        seccf_osg::unix_now(),
+    )
+    .unwrap();
     assert_eq!(claims.btid_hash, None);
     // Valid certificate, identity not in `allow`: 403.
-    let mut s2 = h1(tls_connect(addr, &env.connector(Some("client-2"), false)).await.unwrap()).await;
+    let mut s2 = h1(tls_connect(addr, &env.connector(Some("client-2"), false))
+        .await
+        .unwrap())
+    .await;
     assert_eq!(send(&mut s2, "GET", "/m", &[], b"").await.status, 403);
     // No certificate: the handshake fails (TLS 1.3 reports it on first read).
     let no_cert = tls_connect(addr, &env.connector(None, true)).await;
@@ -262,16 +364,32 @@ async fn mutual_tls_allowed_denied_and_crl_reload() {
 
     // Revoke client-1 with a new CRL, reload: new connections fail, the established
     // one keeps working.
-    let revoked = seccf_tls::pki::load_pem_pair(&env.path("client-1.pem"), &env.path("client-1.key")).unwrap();
-    std::fs::write(env.path("crl.pem"), seccf_tls::pki::generate_crl(&env.ca, &[&revoked], 2, 30).unwrap()).unwrap();
+    let revoked =
+        seccf_tls::pki::load_pem_pair(&env.path("client-1.pem"), &env.path("client-1.key"))
+            .unwrap();
+    std::fs::write(
+        env.path("crl.pem"),
+        seccf_tls::pki::generate_crl(&env.ca, &[&revoked], 2, 30).unwrap(),
+    )
+    .unwrap();
     env.reload.reload().unwrap();
     let c = env.connector(Some("client-1"), true);
-    assert!(tls_connect(addr, &c).await.is_err(), "revoked certificate refused after reload");
-    assert_eq!(send(&mut s, "GET", "/still", &[], b"").await.status, 200, "established connection kept");
+    assert!(
+        tls_connect(addr, &c).await.is_err(),
+        "revoked certificate refused after reload"
+    );
+    assert_eq!(
+        send(&mut s, "GET", "/still", &[], b"").await.status,
+        200,
+        "established connection kept"
+    );
     // A broken file makes reload fail without changing anything.
     std::fs::write(env.path("crl.pem"), b"garbage").unwrap();
     assert!(env.reload.reload().is_err());
-    let mut s3 = h1(tls_connect(addr, &env.connector(Some("client-2"), true)).await.unwrap()).await;
+    let mut s3 = h1(tls_connect(addr, &env.connector(Some("client-2"), true))
+        .await
+        .unwrap())
+    .await;
     assert_eq!(send(&mut s3, "GET", "/", &[], b"").await.status, 403);
     env.stop().await;
 }
@@ -280,14 +398,25 @@ async fn mutual_tls_allowed_denied_and_crl_reload() {
 async fn tcp_tunnel_sends_proxy_v2_with_identity() {
     let mut env = Env::start().await;
     let t = env.terminal().await;
-    let c = env.psk_connector(&t, Some(PskTlsVersion::Tls12), Some("PSK-AES128-GCM-SHA256"), false);
+    let c = env.psk_connector(
+        &t,
+        Some(PskTlsVersion::Tls12),
+        Some("PSK-AES128-GCM-SHA256"),
+        false,
+    );
     let mut stream = psk_connect(env.addr("tunnel"), &c).await.unwrap();
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     stream.write_all(b"ping through the tunnel").await.unwrap();
     let mut buf = [0u8; 23];
-    tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut buf)).await.unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(&buf, b"ping through the tunnel");
-    let h = tokio::time::timeout(Duration::from_secs(5), env.tcp_seen.recv()).await.unwrap().unwrap();
+    let h = tokio::time::timeout(Duration::from_secs(5), env.tcp_seen.recv())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(h.seccf_identity(), Some(t.impi.as_str()));
     assert_eq!(h.seccf_auth_method(), Some("psk-tls"));
     assert_eq!(h.authority(), Some(NAF_FQDN));
@@ -321,15 +450,32 @@ async fn authorisation_by_uss_flags_and_intended_identity() {
     let c = env.psk_connector(&with, None, None, false);
     let mut s = h1(psk_connect(env.addr("psk"), &c).await.unwrap()).await;
     assert_eq!(send(&mut s, "GET", "/", &[], b"").await.status, 200);
-    assert_eq!(env.last_upstream().await["headers"][ASSERTED_IDENTITY], "sip:alice@osg.test");
+    assert_eq!(
+        env.last_upstream().await["headers"][ASSERTED_IDENTITY],
+        "sip:alice@osg.test"
+    );
     // X-3GPP-Intended-Identity picks another of the subscriber's identities…
-    let r = send(&mut s, "GET", "/", &[("x-3gpp-intended-identity", "\"tel:+15550001\"")], b"").await;
+    let r = send(
+        &mut s,
+        "GET",
+        "/",
+        &[("x-3gpp-intended-identity", "\"tel:+15550001\"")],
+        b"",
+    )
+    .await;
     assert_eq!(r.status, 200);
     let seen = env.last_upstream().await;
     assert_eq!(seen["headers"][ASSERTED_IDENTITY], "tel:+15550001");
     assert!(seen["headers"].get("x-3gpp-intended-identity").is_none());
     // …but not someone else's.
-    let r = send(&mut s, "GET", "/", &[("x-3gpp-intended-identity", "\"sip:bob@osg.test\"")], b"").await;
+    let r = send(
+        &mut s,
+        "GET",
+        "/",
+        &[("x-3gpp-intended-identity", "\"sip:bob@osg.test\"")],
+        b"",
+    )
+    .await;
     assert_eq!(r.status, 403);
     env.stop().await;
 }
@@ -348,17 +494,30 @@ async fn garbage_and_half_open_clients_do_not_stall_others() {
         let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
         match i % 3 {
             0 => {} // connect and say nothing
-            1 => s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap(), // plain HTTP on TLS
-            _ => s.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01]).await.unwrap(), // truncated ClientHello
+            1 => s
+                .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+                .await
+                .unwrap(), // plain HTTP on TLS
+            _ => s
+                .write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01])
+                .await
+                .unwrap(), // truncated ClientHello
         }
         idle.push(s);
     }
     // Normal clients are served promptly meanwhile.
     for _ in 0..3 {
         let start = Instant::now();
-        let mut s = h1(tls_connect(addr, &env.connector(None, false)).await.unwrap()).await;
+        let mut s = h1(tls_connect(addr, &env.connector(None, false))
+            .await
+            .unwrap())
+        .await;
         assert_eq!(send(&mut s, "GET", "/", &[GBA_UA], b"").await.status, 401);
-        assert!(start.elapsed() < Duration::from_secs(1), "{:?}", start.elapsed());
+        assert!(
+            start.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            start.elapsed()
+        );
     }
     // The half-open ones are closed by the handshake timeout.
     tokio::time::sleep(Duration::from_millis(2500)).await;
@@ -376,14 +535,28 @@ async fn garbage_and_half_open_clients_do_not_stall_others() {
         .expect("server closed the connection");
         assert_eq!(n, 0);
     }
-    assert!(env.metric("seccf_osg_tls_handshakes_total{listener=\"digest\",result=\"timeout\"}").await >= 5.0);
+    assert!(
+        env.metric("seccf_osg_tls_handshakes_total{listener=\"digest\",result=\"timeout\"}")
+            .await
+            >= 5.0
+    );
     // Oversized request head: refused without harming the server.
-    let mut s = h1(tls_connect(addr, &env.connector(None, false)).await.unwrap()).await;
+    let mut s = h1(tls_connect(addr, &env.connector(None, false))
+        .await
+        .unwrap())
+    .await;
     let big = "a".repeat(20_000);
-    let req = http::Request::get("/").header("host", NAF_FQDN).header("x-big", big).body(http_body_util::Full::new(bytes::Bytes::new())).unwrap();
+    let req = http::Request::get("/")
+        .header("host", NAF_FQDN)
+        .header("x-big", big)
+        .body(http_body_util::Full::new(bytes::Bytes::new()))
+        .unwrap();
     let r = s.send_request(req).await;
     assert!(r.map(|r| r.status().as_u16() == 431).unwrap_or(true));
-    let mut s = h1(tls_connect(addr, &env.connector(None, false)).await.unwrap()).await;
+    let mut s = h1(tls_connect(addr, &env.connector(None, false))
+        .await
+        .unwrap())
+    .await;
     assert_eq!(send(&mut s, "GET", "/", &[GBA_UA], b"").await.status, 401);
     env.stop().await;
 }
@@ -395,7 +568,10 @@ async fn admin_endpoints_and_graceful_shutdown() {
     assert_eq!(st, 200, "{body}");
     let (st, jwks) = env.admin_get("/.well-known/jwks.json").await;
     assert_eq!(st, 200);
-    assert_eq!(serde_json::from_str::<serde_json::Value>(&jwks).unwrap(), serde_json::from_str::<serde_json::Value>(&env.jwks).unwrap());
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&jwks).unwrap(),
+        serde_json::from_str::<serde_json::Value>(&env.jwks).unwrap()
+    );
     let (st, metrics) = env.admin_get("/metrics").await;
     assert_eq!(st, 200);
     assert!(metrics.contains("seccf_osg_key_cache_entries"), "{metrics}");
@@ -408,10 +584,18 @@ async fn admin_endpoints_and_graceful_shutdown() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let _ = env.osg_stop.send(true);
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(tokio::net::TcpStream::connect(env.addr("psk")).await.is_err(), "listener closed");
+    assert!(
+        tokio::net::TcpStream::connect(env.addr("psk"))
+            .await
+            .is_err(),
+        "listener closed"
+    );
     assert_eq!(inflight.await.unwrap(), 200);
     let task = env.osg_task.take().unwrap();
-    let res = tokio::time::timeout(Duration::from_secs(10), task).await.unwrap().unwrap();
+    let res = tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .unwrap()
+        .unwrap();
     assert!(res.is_ok());
     env.stop().await;
 }
@@ -443,6 +627,9 @@ upstream = "http://127.0.0.1:1"
     let cfg = seccf_osg::OsgConfig::from_toml_str(&text).unwrap();
     let osg = seccf_osg::Osg::new(cfg).unwrap();
     let (_tx, rx) = tokio::sync::watch::channel(false);
-    let err = osg.run(seccf_osg::OsgListeners::default(), rx).await.unwrap_err();
+    let err = osg
+        .run(seccf_osg::OsgListeners::default(), rx)
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("multi-thread"), "{err}");
 }

@@ -222,11 +222,15 @@ token_sha256 = "{token_hash}"
 
         // Plain Digest users.
         let user_pw = "correct horse".to_string();
-        let ha1 = seccf_osg::users::sha256_ha1("bob", &format!("seccf@{NAF_FQDN}"), user_pw.as_bytes());
+        let ha1 =
+            seccf_osg::users::sha256_ha1("bob", &format!("seccf@{NAF_FQDN}"), user_pw.as_bytes());
         let users_file = d.join("users.txt");
         std::fs::write(
             &users_file,
-            format!("# test users\nbob:seccf@{NAF_FQDN}:{}\n", hex::encode(ha1.expose())),
+            format!(
+                "# test users\nbob:seccf@{NAF_FQDN}:{}\n",
+                hex::encode(ha1.expose())
+            ),
         )
         .unwrap();
 
@@ -365,7 +369,10 @@ proxy_protocol = true
             .insert_subscriber(&spec.to_subscriber().unwrap())
             .await
             .unwrap();
-        let usim = self.dir.path().join(format!("usim-{}.toml", &sub.impi[..15]));
+        let usim = self
+            .dir
+            .path()
+            .join(format!("usim-{}.toml", &sub.impi[..15]));
         std::fs::write(
             &usim,
             format!(
@@ -405,7 +412,13 @@ proxy_protocol = true
     }
 
     /// A PSK connector for `t` (keys derived like the agent would, from the suite).
-    pub fn psk_connector(&self, t: &Terminal, max: Option<PskTlsVersion>, tls12_ciphers: Option<&str>, tamper: bool) -> SslConnector {
+    pub fn psk_connector(
+        &self,
+        t: &Terminal,
+        max: Option<PskTlsVersion>,
+        tls12_ciphers: Option<&str>,
+        tamper: bool,
+    ) -> SslConnector {
         let t = t.clone();
         let keys = move |_hint: Option<&[u8]>, v: PskTlsVersion, suite: u16| {
             let ua = match v {
@@ -416,7 +429,10 @@ proxy_protocol = true
             if tamper {
                 k[0] ^= 1;
             }
-            Some((format!("3GPP-bootstrapping.{}", t.btid), SecretBytes::new(k.to_vec())))
+            Some((
+                format!("3GPP-bootstrapping.{}", t.btid),
+                SecretBytes::new(k.to_vec()),
+            ))
         };
         let mut cfg = PskClientConfig {
             max_version: max,
@@ -430,19 +446,33 @@ proxy_protocol = true
 
     /// Upstream requests recorded so far.
     pub async fn last_upstream(&self) -> serde_json::Value {
-        self.upstream_seen.lock().await.last().cloned().expect("upstream saw a request")
+        self.upstream_seen
+            .lock()
+            .await
+            .last()
+            .cloned()
+            .expect("upstream saw a request")
     }
 
     pub async fn admin_get(&self, path: &str) -> (u16, String) {
         let mut s = TcpStream::connect(self.admin).await.unwrap();
-        s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
-            .await
-            .unwrap();
+        s.write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await
+        .unwrap();
         let mut buf = Vec::new();
         let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf)).await;
         let text = String::from_utf8_lossy(&buf).into_owned();
-        let status = text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-        let body = text.split_once("\r\n\r\n").map(|x| x.1.to_string()).unwrap_or_default();
+        let status = text
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let body = text
+            .split_once("\r\n\r\n")
+            .map(|x| x.1.to_string())
+            .unwrap_or_default();
         (status, body)
     }
 
@@ -464,17 +494,26 @@ proxy_protocol = true
 }
 
 /// TLS to a listener with SNI/verification for the gateway FQDN.
-pub async fn tls_connect(addr: SocketAddr, c: &SslConnector) -> Result<SslStream<TcpStream>, seccf_tls::TlsError> {
+pub async fn tls_connect(
+    addr: SocketAddr,
+    c: &SslConnector,
+) -> Result<SslStream<TcpStream>, seccf_tls::TlsError> {
     let tcp = TcpStream::connect(addr).await.unwrap();
     seccf_tls::client::connect(c, NAF_FQDN, tcp).await
 }
 
 /// PSK-TLS to a listener.
-pub async fn psk_connect(addr: SocketAddr, c: &SslConnector) -> Result<SslStream<TcpStream>, seccf_tls::TlsError> {
+pub async fn psk_connect(
+    addr: SocketAddr,
+    c: &SslConnector,
+) -> Result<SslStream<TcpStream>, seccf_tls::TlsError> {
     let tcp = TcpStream::connect(addr).await.unwrap();
-    tokio::time::timeout(Duration::from_secs(10), seccf_tls::psk::psk_connect(c, NAF_FQDN, tcp))
-        .await
-        .expect("PSK handshake finished")
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        seccf_tls::psk::psk_connect(c, NAF_FQDN, tcp),
+    )
+    .await
+    .expect("PSK handshake finished")
 }
 
 /// IANA id of the negotiated suite.
@@ -484,7 +523,9 @@ pub fn suite_of<S>(s: &SslStream<S>) -> u16 {
 
 /// An HTTP/1.1 client connection.
 pub async fn h1(stream: SslStream<TcpStream>) -> SendRequest<Full<Bytes>> {
-    let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
+    let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
     tokio::spawn(async move {
         let _ = conn.await;
     });
@@ -521,7 +562,10 @@ pub async fn send(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> Resp {
-    let mut b = http::Request::builder().method(method).uri(path).header("host", NAF_FQDN);
+    let mut b = http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", NAF_FQDN);
     for (n, v) in headers {
         b = b.header(*n, *v);
     }
@@ -534,7 +578,11 @@ pub async fn send(
     let status = r.status().as_u16();
     let headers = r.headers().clone();
     let body = r.into_body().collect().await.unwrap().to_bytes();
-    Resp { status, headers, body }
+    Resp {
+        status,
+        headers,
+        body,
+    }
 }
 
 /// The GBA challenge among the `WWW-Authenticate` values.
@@ -555,42 +603,45 @@ async fn start_echo_upstream() -> (SocketAddr, Arc<tokio::sync::Mutex<Vec<serde_
     let seen2 = seen.clone();
     tokio::spawn(async move {
         loop {
-            let Ok((tcp, _)) = l.accept().await else { break };
+            let Ok((tcp, _)) = l.accept().await else {
+                break;
+            };
             let seen = seen2.clone();
             tokio::spawn(async move {
-                let svc = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
-                    let seen = seen.clone();
-                    async move {
-                        let slow = req.uri().path() == "/slow";
-                        let mut headers = serde_json::Map::new();
-                        for (n, v) in req.headers() {
-                            let v = v.to_str().unwrap_or("").to_string();
-                            headers
-                                .entry(n.as_str().to_string())
-                                .and_modify(|e| {
-                                    if let serde_json::Value::String(s) = e {
-                                        s.push_str(", ");
-                                        s.push_str(&v);
-                                    }
-                                })
-                                .or_insert(serde_json::Value::String(v));
+                let svc =
+                    hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                        let seen = seen.clone();
+                        async move {
+                            let slow = req.uri().path() == "/slow";
+                            let mut headers = serde_json::Map::new();
+                            for (n, v) in req.headers() {
+                                let v = v.to_str().unwrap_or("").to_string();
+                                headers
+                                    .entry(n.as_str().to_string())
+                                    .and_modify(|e| {
+                                        if let serde_json::Value::String(s) = e {
+                                            s.push_str(", ");
+                                            s.push_str(&v);
+                                        }
+                                    })
+                                    .or_insert(serde_json::Value::String(v));
+                            }
+                            let method = req.method().to_string();
+                            let uri = req.uri().to_string();
+                            let body = req.into_body().collect().await.unwrap().to_bytes();
+                            let j = serde_json::json!({
+                                "method": method, "uri": uri, "headers": headers,
+                                "body": String::from_utf8_lossy(&body),
+                            });
+                            seen.lock().await.push(j.clone());
+                            if slow {
+                                tokio::time::sleep(Duration::from_millis(1500)).await;
+                            }
+                            Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(
+                                Bytes::from(j.to_string()),
+                            )))
                         }
-                        let method = req.method().to_string();
-                        let uri = req.uri().to_string();
-                        let body = req.into_body().collect().await.unwrap().to_bytes();
-                        let j = serde_json::json!({
-                            "method": method, "uri": uri, "headers": headers,
-                            "body": String::from_utf8_lossy(&body),
-                        });
-                        seen.lock().await.push(j.clone());
-                        if slow {
-                            tokio::time::sleep(Duration::from_millis(1500)).await;
-                        }
-                        Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(Bytes::from(
-                            j.to_string(),
-                        ))))
-                    }
-                });
+                    });
                 let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(TokioIo::new(tcp), svc)
                     .await;
@@ -601,13 +652,18 @@ async fn start_echo_upstream() -> (SocketAddr, Arc<tokio::sync::Mutex<Vec<serde_
 }
 
 /// TCP upstream: reads a PROXY v2 header, reports it, then echoes.
-async fn start_tcp_upstream() -> (SocketAddr, mpsc::UnboundedReceiver<seccf_osg::proxy_v2::ProxyHeader>) {
+async fn start_tcp_upstream() -> (
+    SocketAddr,
+    mpsc::UnboundedReceiver<seccf_osg::proxy_v2::ProxyHeader>,
+) {
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
     let (tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(async move {
         loop {
-            let Ok((mut tcp, _)) = l.accept().await else { break };
+            let Ok((mut tcp, _)) = l.accept().await else {
+                break;
+            };
             let tx = tx.clone();
             tokio::spawn(async move {
                 let mut buf = Vec::new();
