@@ -191,6 +191,22 @@ pub fn fqdn_allowed(naf: &NafRecord, fqdn: &str) -> bool {
     })
 }
 
+/// Parses and checks a request body (pure; the fuzz target `kmc_zn_request` drives it).
+pub fn parse_request(body: &[u8]) -> Result<(BootstrappingInfoRequest, NafId), ZnError> {
+    let req: BootstrappingInfoRequest = serde_json::from_slice(body)
+        .map_err(|e| ZnError::BadRequest(format!("invalid BootstrappingInfoRequest: {e}")))?;
+    if req.bt_id.is_empty() || req.bt_id.len() > 256 {
+        return Err(ZnError::BadRequest(
+            "btId must be 1..=256 characters".into(),
+        ));
+    }
+    let ua = UaSecurityProtocolId::from_hex(&req.naf_id.ua_sec_prot_id)
+        .map_err(|e| ZnError::BadRequest(format!("nafId.uaSecProtId: {e}")))?;
+    let naf_id = NafId::new(&req.naf_id.naf_fqdn, ua)
+        .map_err(|e| ZnError::BadRequest(format!("nafId.nafFqdn: {e}")))?;
+    Ok((req, naf_id))
+}
+
 /// The Zn service.
 pub struct ZnService<S> {
     store: Arc<S>,
@@ -269,17 +285,8 @@ impl<S: Store> ZnService<S> {
             .naf_by_cert(fp)
             .await?
             .ok_or(ZnError::UnknownNaf)?;
-        let req: BootstrappingInfoRequest = serde_json::from_slice(body)
-            .map_err(|e| ZnError::BadRequest(format!("invalid BootstrappingInfoRequest: {e}")))?;
-        if req.bt_id.is_empty() || req.bt_id.len() > 256 {
-            return Err(ZnError::BadRequest(
-                "btId must be 1..=256 characters".into(),
-            ));
-        }
-        let ua = UaSecurityProtocolId::from_hex(&req.naf_id.ua_sec_prot_id)
-            .map_err(|e| ZnError::BadRequest(format!("nafId.uaSecProtId: {e}")))?;
-        let naf_id = NafId::new(&req.naf_id.naf_fqdn, ua)
-            .map_err(|e| ZnError::BadRequest(format!("nafId.nafFqdn: {e}")))?;
+        let (req, naf_id) = parse_request(body)?;
+        let ua = naf_id.ua;
         if !fqdn_allowed(&naf, &naf_id.fqdn) {
             self.audit_refusal(&naf.name, &req.bt_id, "fqdn_not_authorised");
             return Err(ZnError::FqdnNotAuthorised);
@@ -376,6 +383,36 @@ impl<S: Store> ZnService<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn request_parsing() {
+        let ok = br#"{"btId":"AAAAAAAAAAAAAAAAAAAAAA==@bsf.test","nafId":{"nafFqdn":"naf.test","uaSecProtId":"0100000002"},"gbaUAware":true}"#;
+        let (req, naf) = parse_request(ok).unwrap();
+        assert!(req.gba_u_aware);
+        assert_eq!(naf.ua, UaSecurityProtocolId::HTTP_DIGEST);
+        for bad in [
+            &b"{}"[..],
+            br#"{"btId":"","nafId":{"nafFqdn":"naf.test","uaSecProtId":"0100000002"}}"#,
+            br#"{"btId":"x","nafId":{"nafFqdn":"naf.test","uaSecProtId":"01000000"}}"#,
+            br#"{"btId":"x","nafId":{"nafFqdn":"bad fqdn","uaSecProtId":"0100000002"}}"#,
+            b"not json",
+        ] {
+            assert!(matches!(parse_request(bad), Err(ZnError::BadRequest(_))));
+        }
+        // Never panics on mutations.
+        let mut x: u64 = 0x9e3779b97f4a7c15;
+        for _ in 0..3000 {
+            let mut v = ok.to_vec();
+            for _ in 0..4 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let i = (x as usize) % v.len();
+                v[i] = (x >> 32) as u8;
+            }
+            let _ = parse_request(&v);
+        }
+    }
 
     #[test]
     fn fqdn_patterns() {
