@@ -82,6 +82,7 @@ children_cpu() {
 }
 CPU_ROWS=""
 DISTURBED_LIST=""
+declare -A KMC_MS_PER_OP
 
 run_scenario() {
     local name=$1
@@ -106,9 +107,10 @@ run_scenario() {
             printf "| %s | %.1f | %.1f | %.1f | %.1f | %.1f (%.0f %%) | %s | %s |", name, wall, cap, kmc, gen, other, 100 * other / cap, per_op, gen_op
         }')
     CPU_ROWS+="$row"$'\n'
+    KMC_MS_PER_OP[$name]=$(awk -v r="$row" 'BEGIN { split(r, f, "|"); gsub(/ /, "", f[8]); print f[8] }')
     other_share=$(awk -v r="$row" 'BEGIN { split(r, f, "|"); split(f[7], o, "("); gsub(/[^0-9.]/, "", o[2]); print o[2] + 0 }')
     if awk -v s="$other_share" 'BEGIN { exit !(s >= 5) }'; then
-        DISTURBED_LIST+="${DISTURBED_LIST:+, }$name (${other_share} % of the CPU capacity)"
+        DISTURBED_LIST+="${DISTURBED_LIST:+, }${other_share} % during $name"
     fi
 }
 
@@ -136,13 +138,29 @@ TMPFS=$(stat -f -c %T "$(dirname "$WORK")" 2>/dev/null || echo unknown)
 
 if [[ -n "$DISTURBED_LIST" ]]; then
     DISTURBED="**This run was disturbed by other work on the machine** (other engineers'
-compilations and tests share it): other processes used ${DISTURBED_LIST} during the
-scenario(s) — see the CPU table below. Treat those numbers as lower bounds and rerun
+compilations and tests share it). Share of the CPU capacity taken by other processes:
+${DISTURBED_LIST} (CPU table below). Treat those numbers as lower bounds and rerun
 \`bench/run.sh\` on an idle machine."
 else
     DISTURBED="Other processes used less than 5 % of the CPU capacity during every scenario
 (CPU table below), so the run was not noticeably disturbed by other work."
 fi
+
+# How much of the KMC's per-operation CPU the GBA crypto accounts for (arithmetic on
+# the numbers above, nothing more).
+json_num() { grep -o "\"$1\":[0-9.eE+-]*" "$2" | head -1 | cut -d: -f2; }
+CRYPTO_SHARE=$(awk -v mil="$(json_num milenage_per_sec "$RESULTS/crypto.json")" \
+    -v kdf="$(json_num kdf_per_sec "$RESULTS/crypto.json")" \
+    -v ub="${KMC_MS_PER_OP[ub]:-}" -v zn="${KMC_MS_PER_OP[zn]:-}" 'BEGIN {
+        if (mil > 0 && kdf > 0 && ub > 0 && zn > 0) {
+            mil_us = 1e6 / mil; kdf_us = 1e6 / kdf
+            printf "Per bootstrap the KMC used %.3f CPU-ms; the one Milenage run in it (f1 + f2345) costs %.2f µs on one core, %.2f %% of that. ", ub, mil_us, 100 * mil_us / (ub * 1000)
+            printf "Per Zn look-up the KMC used %.3f CPU-ms; one KDF run (Ks + Ks_NAF, an upper bound for the Ks_NAF it derives) costs %.2f µs, %.2f %% of that. ", zn, kdf_us, 100 * kdf_us / (zn * 1000)
+            printf "So neither rate is limited by the GBA crypto: the rest of the request path (HTTP, TLS, digest, store, logging) is where the KMC spends its CPU."
+        } else {
+            printf "(Not enough data for the crypto share: a scenario measured nothing.)"
+        }
+    }')
 
 mkdir -p "$(dirname "$DOC")"
 cat >"$DOC" <<EOF
@@ -171,6 +189,8 @@ Load average (1, 5, 15 min) before the run: ${LOAD_BEFORE}.
 | Scenario | Wall (s) | Capacity | KMC | seccf-load | Other | KMC CPU-ms per op | seccf-load CPU-ms per op |
 |---|---:|---:|---:|---:|---:|---:|---:|
 ${CPU_ROWS}
+${CRYPTO_SHARE}
+
 ## What each scenario measures
 
 - **crypto** — one thread, in process, no IO. One operation is what a KMC computes per

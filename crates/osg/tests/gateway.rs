@@ -633,3 +633,136 @@ upstream = "http://127.0.0.1:1"
         .unwrap_err();
     assert!(err.to_string().contains("multi-thread"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn psk_with_oma_ua_ids() {
+    let env = Env::start().await;
+    let t = env.terminal().await;
+    for max in [Some(PskTlsVersion::Tls12), None] {
+        let c = env.psk_connector_org(&t, max, None, false, true);
+        let mut s = h1(psk_connect(env.addr("psk-oma"), &c).await.unwrap()).await;
+        assert_eq!(send(&mut s, "GET", "/", &[], b"").await.status, 200, "{max:?}");
+        // 3GPP ids do not open the OMA listener.
+        let c = env.psk_connector(&t, max, None, false);
+        assert!(psk_connect(env.addr("psk-oma"), &c).await.is_err(), "{max:?}");
+    }
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ocsp_responder_down_soft_and_hard_fail() {
+    // Nothing listens on this port: the responder is down.
+    let down = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    for hard in [false, true] {
+        let env = Env::start_with(Options {
+            ocsp: (format!("http://{down}"), hard),
+            ..Options::default()
+        })
+        .await;
+        let mut s = h1(tls_connect(env.addr("mtls"), &env.connector(Some("client-1"), false)).await.unwrap()).await;
+        let status = send(&mut s, "GET", "/", &[], b"").await.status;
+        assert_eq!(status, if hard { 403 } else { 200 }, "hard_fail = {hard}");
+        env.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_via_alpn() {
+    let env = Env::start().await;
+    let cfg = seccf_tls::client::ClientTlsConfig {
+        ca_file: env.ca_file.clone(),
+        client_cert_file: Some(env.path("client-1.pem")),
+        client_key_file: Some(env.path("client-1.key")),
+    };
+    let mut b = seccf_tls::client::connector_builder(&cfg).unwrap();
+    b.set_alpn_protos(b"\x02h2").unwrap();
+    let c = b.build();
+    let stream = tls_connect(env.addr("mtls"), &c).await.unwrap();
+    assert_eq!(stream.ssl().selected_alpn_protocol(), Some(&b"h2"[..]));
+    let (mut send_req, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    let req = http::Request::get(format!("https://{NAF_FQDN}/h2?q"))
+        .header("x-3gpp-asserted-identity", "forged")
+        .body(http_body_util::Full::new(bytes::Bytes::new()))
+        .unwrap();
+    let r = send_req.send_request(req).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let seen = env.last_upstream().await;
+    assert_eq!(seen["headers"][ASSERTED_IDENTITY], "client-1");
+    assert_eq!(seen["headers"]["host"], NAF_FQDN);
+    assert_eq!(seen["uri"], "/h2?q");
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_and_tunnels_are_closed_and_the_connection_limit_holds() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let env = Env::start_with(Options {
+        idle_timeout_secs: 1,
+        max_connections: 3,
+        ..Options::default()
+    })
+    .await;
+    let t = env.terminal().await;
+    // An idle keep-alive HTTPS connection is closed after the idle timeout.
+    let c = env.psk_connector(&t, None, None, false);
+    let mut stream = psk_connect(env.addr("psk"), &c).await.unwrap();
+    stream.write_all(b"GET / HTTP/1.1\r\nHost: naf.osg.test\r\n\r\n").await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = stream.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    let start = Instant::now();
+    let closed = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "idle HTTPS connection closed");
+    assert!(start.elapsed() >= Duration::from_millis(900), "{:?}", start.elapsed());
+    // An idle tunnel too.
+    let mut tunnel = psk_connect(env.addr("tunnel"), &c).await.unwrap();
+    tunnel.write_all(b"x").await.unwrap();
+    let mut one = [0u8; 1];
+    tunnel.read_exact(&mut one).await.unwrap();
+    let closed = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match tunnel.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "idle tunnel closed");
+    // max_connections = 3: a fourth simultaneous connection is closed at accept.
+    let held: Vec<_> = futures_hold(env.addr("digest"), 3).await;
+    let mut extra = tokio::net::TcpStream::connect(env.addr("digest")).await.unwrap();
+    let n = tokio::time::timeout(Duration::from_secs(2), extra.read(&mut buf)).await.unwrap().unwrap_or(0);
+    assert_eq!(n, 0, "over-limit connection closed");
+    drop(held);
+    assert!(env.metric("seccf_osg_connections_total{listener=\"digest\",result=\"over_limit\"}").await >= 1.0);
+    env.stop().await;
+}
+
+/// Opens `n` TCP connections and keeps them (they sit in the TLS handshake).
+async fn futures_hold(addr: std::net::SocketAddr, n: usize) -> Vec<tokio::net::TcpStream> {
+    let mut v = Vec::new();
+    for _ in 0..n {
+        v.push(tokio::net::TcpStream::connect(addr).await.unwrap());
+    }
+    // Let the gateway accept them before the next connection arrives.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    v
+}

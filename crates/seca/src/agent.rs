@@ -1,6 +1,7 @@
 //! The agent: identity module + Ub over HTTP(S) + context persistence.
 
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use openssl::ssl::SslConnector;
@@ -22,7 +23,7 @@ pub const MAX_ROUNDS: usize = 2;
 /// card runs GBA_U (gba.md §3.1, S17).
 pub const USER_AGENT_GBA_U: &str = "seccf-seca/0.1 3gpp-gba-uicc";
 
-fn unix_now() -> i64 {
+pub(crate) fn unix_now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
@@ -33,8 +34,13 @@ fn unix_now() -> i64 {
 ///
 /// It owns the card. Every card command runs synchronously on the calling task; a
 /// command of the software card takes microseconds, a PC/SC card some milliseconds.
+///
+/// The card sits behind a mutex shared with the [`NafKeyDeriver`]s the agent hands
+/// out: PSK-TLS asks for the NAF key from inside OpenSSL's synchronous handshake
+/// callback, where `&mut Agent` is out of reach (GBA_U keys come from the card). The
+/// lock is only ever held for one card command, never across an `.await`.
 pub struct Agent<T: CardTransport> {
-    usim: Usim<T>,
+    usim: Arc<Mutex<Usim<T>>>,
     impi: String,
     gba_u: bool,
     state: Option<StateDir>,
@@ -62,7 +68,7 @@ impl<T: CardTransport> Agent<T> {
             .map_err(|e| SecaError::Card(format!("the card's IMPI is not usable: {e}")))?;
         let gba_u = usim.supports_gba_u().map_err(usim_error)?;
         Ok(Agent {
-            usim,
+            usim: Arc::new(Mutex::new(usim)),
             impi,
             gba_u,
             state: None,
@@ -100,9 +106,10 @@ impl<T: CardTransport> Agent<T> {
         }
     }
 
-    /// The card, for operations the agent does not wrap.
-    pub fn usim_mut(&mut self) -> &mut Usim<T> {
-        &mut self.usim
+    /// The card, for operations the agent does not wrap. Do not hold the guard across
+    /// an `.await`: key derivers of this agent wait for it.
+    pub fn usim_mut(&mut self) -> MutexGuard<'_, Usim<T>> {
+        lock_card(&self.usim)
     }
 
     fn connector(&self, url: &Url) -> Result<Option<SslConnector>, SecaError> {
@@ -166,7 +173,7 @@ impl<T: CardTransport> Agent<T> {
             let challenge = digest_challenge(&resp)?;
             let cnonce = seccf_digest::new_cnonce().map_err(|_| SecaError::Random)?;
             let answer = ub::answer_challenge(
-                &mut self.usim,
+                &mut *lock_card(&self.usim),
                 self.gba_u,
                 &self.impi,
                 &challenge,
@@ -217,7 +224,7 @@ impl<T: CardTransport> Agent<T> {
             // EF_GBABP holds the BSF's lifetime as sent (its clock), in RFC 3339 text.
             let lifetime = ub::format_time(info.lifetime_unix)
                 .ok_or_else(|| SecaError::BadResponse("lifetime out of range".into()))?;
-            self.usim
+            lock_card(&self.usim)
                 .write_gbabp(&ctx.rand, &ctx.btid, &lifetime)
                 .map_err(usim_error)?;
         }
@@ -258,8 +265,7 @@ impl<T: CardTransport> Agent<T> {
 
     /// Whether the card's EF_GBABP names this context.
     fn card_holds(&mut self, ctx: &BootstrapContext) -> Result<bool, SecaError> {
-        let gbabp = self.usim.read_gbabp().map_err(usim_error)?;
-        Ok(gbabp.is_some_and(|g| g.rand == ctx.rand && g.btid == ctx.btid))
+        card_holds(&mut lock_card(&self.usim), ctx)
     }
 
     /// Bootstrap only if there is no valid context.
@@ -296,22 +302,117 @@ impl<T: CardTransport> Agent<T> {
         if ctx.impi != self.impi {
             return Err(SecaError::NotBootstrapped);
         }
-        match ctx.gba_type {
-            GbaType::Me => {
-                let ks = ctx.ks.as_ref().ok_or(SecaError::NotBootstrapped)?;
-                naf::ks_naf(ks, &ctx.rand, &ctx.impi, naf_id)
-                    .map_err(|e| SecaError::Kdf(e.to_string()))
-            }
-            GbaType::U => {
-                if !self.card_holds(ctx)? {
-                    return Err(SecaError::NotBootstrapped);
-                }
-                self.usim
-                    .gba_u_naf_derive(naf_id, &ctx.impi)
-                    .map_err(usim_error)
-            }
+        derive_naf_key(ctx, naf_id, &*self.usim)
+    }
+}
+
+impl<T: CardTransport + 'static> Agent<T> {
+    /// A handle that derives the ME-side NAF keys of `ctx` ([`Agent::naf_key`]) without
+    /// `&mut Agent`: it is `Send + Sync + 'static`, so synchronous callbacks (the
+    /// PSK-TLS client callback) can call it. For GBA_U it shares the card with the
+    /// agent; a later bootstrap on the card makes it fail with
+    /// [`SecaError::NotBootstrapped`] rather than derive from another Ks.
+    pub fn naf_key_deriver(&self, ctx: &BootstrapContext) -> Result<NafKeyDeriver, SecaError> {
+        if ctx.impi != self.impi {
+            return Err(SecaError::NotBootstrapped);
+        }
+        let card: Arc<dyn CardNafKeys> = self.usim.clone();
+        Ok(NafKeyDeriver {
+            ctx: ctx.clone(),
+            card,
+        })
+    }
+}
+
+/// Derives the ME-side NAF keys of one bootstrapping context; see
+/// [`Agent::naf_key_deriver`]. Its `Debug` output shows the context with Ks redacted.
+#[derive(Clone)]
+pub struct NafKeyDeriver {
+    ctx: BootstrapContext,
+    card: Arc<dyn CardNafKeys>,
+}
+
+impl std::fmt::Debug for NafKeyDeriver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NafKeyDeriver")
+            .field("ctx", &self.ctx)
+            .finish_non_exhaustive()
+    }
+}
+
+impl NafKeyDeriver {
+    /// The context the keys come from.
+    pub fn context(&self) -> &BootstrapContext {
+        &self.ctx
+    }
+
+    /// The context's B-TID.
+    pub fn btid(&self) -> &str {
+        &self.ctx.btid
+    }
+
+    /// Ks_NAF (GBA_ME) or Ks_ext_NAF (GBA_U) for `naf_id`.
+    pub fn derive(&self, naf_id: &NafId) -> Result<Secret<32>, SecaError> {
+        match self.ctx.gba_type {
+            GbaType::Me => derive_naf_key(&self.ctx, naf_id, &NoCard),
+            GbaType::U => self.card.ext_naf_key(&self.ctx, naf_id),
         }
     }
+}
+
+/// The card side of a [`NafKeyDeriver`], with the card's transport type erased.
+trait CardNafKeys: Send + Sync {
+    /// Ks_ext_NAF for `naf_id` from the card, if the card still holds `ctx`.
+    fn ext_naf_key(&self, ctx: &BootstrapContext, naf_id: &NafId) -> Result<Secret<32>, SecaError>;
+}
+
+impl<T: CardTransport> CardNafKeys for Mutex<Usim<T>> {
+    fn ext_naf_key(&self, ctx: &BootstrapContext, naf_id: &NafId) -> Result<Secret<32>, SecaError> {
+        let mut card = lock_card(self);
+        if !card_holds(&mut card, ctx)? {
+            return Err(SecaError::NotBootstrapped);
+        }
+        card.gba_u_naf_derive(naf_id, &ctx.impi).map_err(usim_error)
+    }
+}
+
+/// Stands in for the card where a GBA_ME key needs none.
+struct NoCard;
+
+impl CardNafKeys for NoCard {
+    fn ext_naf_key(&self, _: &BootstrapContext, _: &NafId) -> Result<Secret<32>, SecaError> {
+        Err(SecaError::NotBootstrapped)
+    }
+}
+
+fn derive_naf_key(
+    ctx: &BootstrapContext,
+    naf_id: &NafId,
+    card: &dyn CardNafKeys,
+) -> Result<Secret<32>, SecaError> {
+    match ctx.gba_type {
+        GbaType::Me => {
+            let ks = ctx.ks.as_ref().ok_or(SecaError::NotBootstrapped)?;
+            naf::ks_naf(ks, &ctx.rand, &ctx.impi, naf_id).map_err(|e| SecaError::Kdf(e.to_string()))
+        }
+        GbaType::U => card.ext_naf_key(ctx, naf_id),
+    }
+}
+
+/// Locks the card. A panic while the lock was held (a card driver bug) leaves the
+/// card in whatever state the command left it; the card answers the next command
+/// on its own terms, so the poison flag is not a reason to refuse it.
+fn lock_card<U>(card: &Mutex<U>) -> MutexGuard<'_, U> {
+    card.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Whether the card's EF_GBABP names this context.
+fn card_holds<T: CardTransport>(
+    card: &mut Usim<T>,
+    ctx: &BootstrapContext,
+) -> Result<bool, SecaError> {
+    let gbabp = card.read_gbabp().map_err(usim_error)?;
+    Ok(gbabp.is_some_and(|g| g.rand == ctx.rand && g.btid == ctx.btid))
 }
 
 fn status_error(resp: &HttpResponse) -> SecaError {

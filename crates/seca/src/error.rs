@@ -53,6 +53,14 @@ pub enum SecaError {
     /// A key derivation input was out of range (for example an oversized NAF_Id).
     #[error("key derivation failed: {0}")]
     Kdf(String),
+    /// A gateway did not accept the agent's GBA credentials, also not after a fresh
+    /// bootstrap (or no bootstrap was possible): which step refused, never a key.
+    #[error("gateway rejected the GBA credentials: {0}")]
+    Rejected(String),
+    /// A gateway's `Authentication-Info` carried a wrong `rspauth`: the answer does not
+    /// prove that the gateway knew the NAF key, so it is not trusted.
+    #[error("gateway mutual authentication failed: Authentication-Info rspauth wrong")]
+    GatewayRspauth,
     /// The operating system random source failed.
     #[error("operating system random source failed")]
     Random,

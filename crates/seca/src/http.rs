@@ -1,5 +1,6 @@
 //! A minimal, bounded HTTP/1.1 client (hyper 1) for the agent's exchanges with the
-//! BSF and, later, with gateways.
+//! BSF. (Gateways are reached through [`crate::gateway`], which reuses the URL type,
+//! the request builder and the bounded response reader of this module.)
 //!
 //! One request per connection (`Connection: close`): Ub is two or three requests per
 //! bootstrap, so pooling would buy nothing and would keep sockets open. Every request
@@ -233,7 +234,7 @@ pub async fn request_url(
     body: &[u8],
     tls: Option<&SslConnector>,
 ) -> Result<HttpResponse, SecaError> {
-    let req = build_request(url, method, headers, body)?;
+    let req = build_request(url, method, headers, body, false)?;
     match tokio::time::timeout(REQUEST_TIMEOUT, exchange(url, req, tls)).await {
         Ok(result) => result,
         Err(_) => Err(SecaError::Http(format!(
@@ -244,11 +245,14 @@ pub async fn request_url(
     }
 }
 
-fn build_request(
+/// The request for `url`, with the default headers added where `headers` has none:
+/// `Host`, `User-Agent`, `Accept` and, unless `keep_alive`, `Connection: close`.
+pub(crate) fn build_request(
     url: &Url,
     method: &str,
     headers: &[(&str, &str)],
     body: &[u8],
+    keep_alive: bool,
 ) -> Result<Request<Full<Bytes>>, SecaError> {
     let method = http::Method::from_bytes(method.as_bytes())
         .map_err(|_| SecaError::Http("invalid request method".into()))?;
@@ -265,12 +269,14 @@ fn build_request(
             .map_err(|_| SecaError::Http(format!("invalid value for request header {name}")))?;
         map.append(name, value);
     }
-    let defaults = [
+    let mut defaults = vec![
         (http::header::HOST, url.host_header()),
         (http::header::USER_AGENT, USER_AGENT.to_owned()),
         (http::header::ACCEPT, "*/*".to_owned()),
-        (http::header::CONNECTION, "close".to_owned()),
     ];
+    if !keep_alive {
+        defaults.push((http::header::CONNECTION, "close".to_owned()));
+    }
     for (name, value) in defaults {
         if !map.contains_key(&name) {
             let value = HeaderValue::from_str(&value)
@@ -281,7 +287,8 @@ fn build_request(
     Ok(req)
 }
 
-fn system_connector() -> Result<SslConnector, SecaError> {
+/// A certificate TLS connector that trusts the system store (TLS 1.2 minimum).
+pub(crate) fn system_connector() -> Result<SslConnector, SecaError> {
     let tls = |e: openssl::error::ErrorStack| SecaError::Tls(format!("client context: {e}"));
     // The builder loads the system trust store and turns on peer verification;
     // `seccf_tls::client::connect` adds the host name check.
@@ -335,32 +342,7 @@ where
             .send_request(req)
             .await
             .map_err(|e| SecaError::Http(format!("sending request: {e}")))?;
-        let (parts, body) = resp.into_parts();
-        let declared = parts
-            .headers
-            .get(http::header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok());
-        if declared.is_some_and(|n| n > MAX_RESPONSE_BODY as u64) {
-            return Err(too_large());
-        }
-        let collected = Limited::new(body, MAX_RESPONSE_BODY)
-            .collect()
-            .await
-            .map_err(|e| {
-                if e.downcast_ref::<http_body_util::LengthLimitError>()
-                    .is_some()
-                {
-                    too_large()
-                } else {
-                    SecaError::Http(format!("reading response body: {e}"))
-                }
-            })?;
-        Ok(HttpResponse {
-            status: parts.status.as_u16(),
-            headers: parts.headers,
-            body: collected.to_bytes(),
-        })
+        read_response(resp, MAX_RESPONSE_BODY).await
     };
 
     // Drive the connection and the request together, without spawning a task that
@@ -383,10 +365,36 @@ where
     }
 }
 
-fn too_large() -> SecaError {
-    SecaError::Http(format!(
-        "response body larger than {MAX_RESPONSE_BODY} bytes"
-    ))
+/// Reads a whole response, refusing bodies (declared or actual) above `max_body`.
+pub(crate) async fn read_response(
+    resp: http::Response<hyper::body::Incoming>,
+    max_body: usize,
+) -> Result<HttpResponse, SecaError> {
+    let (parts, body) = resp.into_parts();
+    let declared = parts
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max_body as u64) {
+        return Err(too_large(max_body));
+    }
+    let collected = Limited::new(body, max_body).collect().await.map_err(|e| {
+        if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+            too_large(max_body)
+        } else {
+            SecaError::Http(format!("reading response body: {e}"))
+        }
+    })?;
+    Ok(HttpResponse {
+        status: parts.status.as_u16(),
+        headers: parts.headers,
+        body: collected.to_bytes(),
+    })
+}
+
+fn too_large(max_body: usize) -> SecaError {
+    SecaError::Http(format!("response body larger than {max_body} bytes"))
 }
 
 #[cfg(test)]
@@ -469,18 +477,18 @@ mod tests {
     #[test]
     fn request_defaults_and_overrides() {
         let u = url("http://bsf.example:8080/");
-        let req = build_request(&u, "GET", &[("Authorization", "Digest x")], b"").unwrap();
+        let req = build_request(&u, "GET", &[("Authorization", "Digest x")], b"", false).unwrap();
         let h = req.headers();
         assert_eq!(h["host"], "bsf.example:8080");
         assert_eq!(h["user-agent"], USER_AGENT);
         assert_eq!(h["authorization"], "Digest x");
         assert_eq!(h["connection"], "close");
-        let req = build_request(&u, "GET", &[("user-agent", "other/1")], b"").unwrap();
+        let req = build_request(&u, "GET", &[("user-agent", "other/1")], b"", false).unwrap();
         assert_eq!(req.headers().get_all("user-agent").iter().count(), 1);
         assert_eq!(req.headers()["user-agent"], "other/1");
-        assert!(build_request(&u, "GET", &[("bad name", "v")], b"").is_err());
-        assert!(build_request(&u, "GET", &[("x", "a\nb")], b"").is_err());
-        assert!(build_request(&u, "G ET", &[], b"").is_err());
+        assert!(build_request(&u, "GET", &[("bad name", "v")], b"", false).is_err());
+        assert!(build_request(&u, "GET", &[("x", "a\nb")], b"", false).is_err());
+        assert!(build_request(&u, "G ET", &[], b"", false).is_err());
     }
 
     /// Randomized: the URL parser never panics, and what it accepts meets its promises.

@@ -25,11 +25,13 @@ mod agent;
 mod card;
 mod context;
 mod error;
+pub mod gateway;
 pub mod http;
 mod state;
+pub mod tunnel;
 pub mod ub;
 
-pub use agent::{Agent, MAX_ROUNDS, USER_AGENT_GBA_U};
+pub use agent::{Agent, NafKeyDeriver, MAX_ROUNDS, USER_AGENT_GBA_U};
 pub use context::{
     BootstrapContext, MAX_BTID_LEN, MAX_IMPI_LEN, MAX_RECORD_LEN, VALIDITY_MARGIN_SECS,
 };

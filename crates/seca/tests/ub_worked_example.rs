@@ -397,7 +397,7 @@ fn gba_me_naf_key_matches_the_worked_table() {
     let mut agent = Agent::new(card(false)).unwrap();
     assert_eq!(agent.impi(), v["impi"]);
     assert_eq!(agent.gba_type(), GbaType::Me);
-    let (_, pending) = respond(agent.usim_mut(), false, v["nonce"]);
+    let (_, pending) = respond(&mut agent.usim_mut(), false, v["nonce"]);
     let ctx = ub::finish(
         pending,
         Some(&auth_info(v["rspauth"])),
@@ -431,7 +431,7 @@ fn gba_u_keeps_ks_in_the_card_and_derives_ks_ext_naf_there() {
 
     let mut agent = Agent::new(card(true)).unwrap();
     assert_eq!(agent.gba_type(), GbaType::U);
-    let (creds, pending) = respond(agent.usim_mut(), true, &nonce);
+    let (creds, pending) = respond(&mut agent.usim_mut(), true, &nonce);
     assert_eq!(pending.gba_type(), GbaType::U);
     // The card returned the same RES as GBA_ME would: check the digest with it.
     let res = hex::decode(v["res"]).unwrap();

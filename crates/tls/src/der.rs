@@ -100,9 +100,7 @@ impl<'a> Reader<'a> {
             }
             len
         };
-        let (content, rest) = after_len
-            .split_at_checked(len)
-            .ok_or(DerError::Truncated)?;
+        let (content, rest) = after_len.split_at_checked(len).ok_or(DerError::Truncated)?;
         self.rest = rest;
         Ok(Some(Tlv { tag, content }))
     }

@@ -122,7 +122,9 @@ mod tests {
 
     #[test]
     fn no_pending_cipher_before_a_handshake() {
-        let ctx = SslContext::builder(SslMethod::tls_client()).unwrap().build();
+        let ctx = SslContext::builder(SslMethod::tls_client())
+            .unwrap()
+            .build();
         let ssl = Ssl::new(&ctx).unwrap();
         assert_eq!(pending_cipher_id(&ssl), None);
     }

@@ -12,10 +12,11 @@
 //! - [`psk`]: PSK-TLS server and client (TLS 1.2 PSK suites and TLS 1.3 external PSK), with
 //!   the identity hint GBA needs, the negotiated cipher suite visible to the key callbacks,
 //!   and a post-handshake answer to "was this connection really authenticated by a PSK?".
-//! - [`revocation`]: CRL checking inside mutual-TLS handshakes and OCSP checking (with
-//!   nonce, signature and freshness checks and a bounded cache) right after them.
+//! - [`revocation`]: CRL checking inside mutual-TLS handshakes, OCSP checking (with
+//!   nonce, signature and freshness checks and a bounded cache) right after them, and
+//!   OCSP stapling of the server's own certificate.
 //!
-//! What it does not do (yet): DTLS, OCSP stapling, fetching CRLs from distribution points,
+//! What it does not do (yet): DTLS, fetching CRLs from distribution points,
 //! TLS 1.3 PSKs bound to SHA-384 or RFC 9258 importers (OpenSSL 3.0 cannot through the
 //! callbacks used here), GBA key derivation (callers plug it in), handshake timeouts
 //! (callers wrap [`server::accept`], [`client::connect`] and [`psk::psk_connect`] in

@@ -22,12 +22,14 @@ use openssl::error::ErrorStack;
 use openssl::hash::MessageDigest;
 use openssl::nid::Nid;
 use openssl::pkey::{PKey, Private};
+use openssl::x509::extension::CrlNumber;
 use openssl::x509::extension::{
     AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage, KeyUsage, SubjectAlternativeName,
     SubjectKeyIdentifier,
 };
-use openssl::x509::extension::CrlNumber;
-use openssl::x509::{X509Builder, X509CrlBuilder, X509Extension, X509NameBuilder, X509RevokedBuilder, X509};
+use openssl::x509::{
+    X509Builder, X509CrlBuilder, X509Extension, X509NameBuilder, X509RevokedBuilder, X509,
+};
 use seccf_secret::SecretBytes;
 
 use crate::der::{self, context, tlv, tlv_of, TAG_SEQUENCE};
@@ -187,6 +189,34 @@ pub fn issue_client_cert_with(
     )
 }
 
+/// serverAuth leaf (as [`issue_server_cert`]) carrying OCSP and/or CRL pointers, for a
+/// server that staples its own OCSP status.
+pub fn issue_server_cert_with(
+    ca: &CertifiedKey,
+    common_name: &str,
+    sans: &[&str],
+    days: u32,
+    pointers: &RevocationPointers<'_>,
+) -> Result<CertifiedKey, TlsError> {
+    if sans.is_empty() || sans.len() > MAX_SANS {
+        return Err(TlsError::Pki(format!(
+            "a server certificate needs 1..={MAX_SANS} subject alternative names, got {}",
+            sans.len()
+        )));
+    }
+    let sans = sans
+        .iter()
+        .map(|s| San::parse(s))
+        .collect::<Result<Vec<_>, _>>()?;
+    build_with(
+        common_name,
+        &Profile::Server(&sans),
+        Some(ca),
+        Validity::days_from_now(days)?,
+        pointers,
+    )
+}
+
 /// A delegated OCSP responder certificate (RFC 6960 4.2.2.2): issued by `ca`,
 /// extendedKeyUsage id-kp-OCSPSigning, and id-pkix-ocsp-nocheck so that relying parties
 /// do not ask for the responder's own status.
@@ -227,8 +257,8 @@ pub fn generate_crl(
     ensure_key_matches(&ca_cert, &ca_key, "issuer private key")?;
     let now = now_unix()?;
     let this_update = Asn1Time::from_unix(now - BACKDATE_SECS).map_err(pki_err("thisUpdate"))?;
-    let next_update = Asn1Time::from_unix(now + i64::from(days) * SECS_PER_DAY)
-        .map_err(pki_err("nextUpdate"))?;
+    let next_update =
+        Asn1Time::from_unix(now + i64::from(days) * SECS_PER_DAY).map_err(pki_err("nextUpdate"))?;
 
     let mut b = X509CrlBuilder::new().map_err(pki_err("CRL builder"))?;
     b.set_issuer_name(ca_cert.subject_name())
@@ -605,12 +635,20 @@ fn build_with(
             .map_err(pki_err("ocspNoCheck"))?;
     }
     if let Some(url) = pointers.ocsp_url {
-        b.append_extension(der_extension(OID_AUTHORITY_INFO_ACCESS, false, &aia_ocsp_der(url))?)
-            .map_err(pki_err("authorityInfoAccess"))?;
+        b.append_extension(der_extension(
+            OID_AUTHORITY_INFO_ACCESS,
+            false,
+            &aia_ocsp_der(url),
+        )?)
+        .map_err(pki_err("authorityInfoAccess"))?;
     }
     if let Some(url) = pointers.crl_url {
-        b.append_extension(der_extension(OID_CRL_DISTRIBUTION_POINTS, false, &crl_dp_der(url))?)
-            .map_err(pki_err("cRLDistributionPoints"))?;
+        b.append_extension(der_extension(
+            OID_CRL_DISTRIBUTION_POINTS,
+            false,
+            &crl_dp_der(url),
+        )?)
+        .map_err(pki_err("cRLDistributionPoints"))?;
     }
 
     if let Profile::Server(sans) = profile {
@@ -962,6 +1000,114 @@ mod tests {
         // Spot-check that accepted names really build.
         let ca = generate_ca("CA", 1).unwrap();
         issue_server_cert(&ca, "s", &["a-b.c", "*.x.y", "::ffff:1.2.3.4"], 1).unwrap();
+    }
+
+    #[test]
+    fn revocation_pointers_are_read_back_by_openssl() {
+        let ca = generate_ca("CA", 1).unwrap();
+        let leaf = issue_client_cert_with(
+            &ca,
+            "leaf",
+            1,
+            &RevocationPointers {
+                ocsp_url: Some("http://127.0.0.1:2560/ocsp"),
+                crl_url: Some("http://crl.example.org/ca.crl"),
+            },
+        )
+        .unwrap();
+        let cert = leaf.certificate().unwrap();
+        // OpenSSL's own decoders of AIA and CRLDP (independent of our DER writer).
+        let ocsp: Vec<String> = cert
+            .ocsp_responders()
+            .unwrap()
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(ocsp, ["http://127.0.0.1:2560/ocsp"]);
+        let dps = cert.crl_distribution_points().unwrap();
+        let uris: Vec<&str> = dps
+            .iter()
+            .filter_map(|dp| dp.distpoint())
+            .filter_map(|n| n.fullname())
+            .flat_map(|names| names.iter().filter_map(|g| g.uri()))
+            .collect();
+        assert_eq!(uris, ["http://crl.example.org/ca.crl"]);
+        verify(&ca, &leaf).unwrap();
+        // Plain leaves carry neither.
+        let plain = issue_client_cert(&ca, "plain", 1)
+            .unwrap()
+            .certificate()
+            .unwrap();
+        assert!(plain.ocsp_responders().is_err() || plain.ocsp_responders().unwrap().is_empty());
+        assert!(plain.crl_distribution_points().is_none());
+        // Only http URLs.
+        for bad in ["https://x/", "ldap://x/", "not a url"] {
+            let p = RevocationPointers {
+                ocsp_url: Some(bad),
+                crl_url: None,
+            };
+            assert!(issue_client_cert_with(&ca, "x", 1, &p).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn ocsp_responder_cert_profile() {
+        let ca = generate_ca("CA", 1).unwrap();
+        let r = issue_ocsp_responder_cert(&ca, "responder", 1).unwrap();
+        verify(&ca, &r).unwrap();
+        let cert = r.certificate().unwrap();
+        let der = cert.to_der().unwrap();
+        // id-kp-OCSPSigning 1.3.6.1.5.5.7.3.9 and id-pkix-ocsp-nocheck 1.3.6.1.5.5.7.48.1.5
+        // appear as encoded OIDs.
+        let eku = [0x06, 0x08, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x09];
+        let nocheck = [
+            0x06, 0x09, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x30, 0x01, 0x05,
+        ];
+        assert!(der.windows(eku.len()).any(|w| w == eku));
+        assert!(der.windows(nocheck.len()).any(|w| w == nocheck));
+    }
+
+    #[test]
+    fn crl_revokes_exactly_the_given_certificates() {
+        use openssl::x509::{CrlStatus, X509Crl};
+        let ca = generate_ca("CA", 1).unwrap();
+        let a = issue_client_cert(&ca, "a", 1).unwrap();
+        let b = issue_client_cert(&ca, "b", 1).unwrap();
+        let pem = generate_crl(&ca, &[&a], 7, 30).unwrap();
+        let crl = X509Crl::from_pem(pem.as_bytes()).unwrap();
+        let ca_cert = ca.certificate().unwrap();
+        assert!(crl.verify(&ca_cert.public_key().unwrap()).unwrap());
+        assert!(matches!(
+            crl.get_by_cert(&a.certificate().unwrap()),
+            CrlStatus::Revoked(_)
+        ));
+        assert!(matches!(
+            crl.get_by_cert(&b.certificate().unwrap()),
+            CrlStatus::NotRevoked
+        ));
+        let next = crl.next_update().unwrap();
+        let in_29 = Asn1Time::days_from_now(29).unwrap();
+        let in_31 = Asn1Time::days_from_now(31).unwrap();
+        assert!(next > in_29 && next < in_31);
+        // An empty CRL is valid too.
+        let empty = generate_crl(&ca, &[], 8, 1).unwrap();
+        let empty = X509Crl::from_pem(empty.as_bytes()).unwrap();
+        assert!(empty.get_revoked().is_none());
+        assert!(generate_crl(&ca, &[], 1, 0).is_err());
+        assert!(generate_crl(&ca, &[], 1, MAX_CRL_DAYS + 1).is_err());
+    }
+
+    #[test]
+    fn serial_hex_matches_the_certificate() {
+        let ca = generate_ca("CA", 1).unwrap();
+        let hex = ca.serial_hex().unwrap();
+        let bn = BigNum::from_hex_str(&hex).unwrap();
+        assert_eq!(
+            bn,
+            ca.certificate().unwrap().serial_number().to_bn().unwrap()
+        );
+        assert_eq!(hex, hex.to_uppercase());
+        assert_eq!(hex.len(), 40); // 159-bit serials: 20 octets
     }
 
     #[test]

@@ -227,8 +227,7 @@ struct PskRecord {
 /// One ex_data slot per process for [`PskRecord`]s; `None` if OpenSSL could not
 /// allocate one (then every PSK context fails to build, with that reason).
 fn record_index() -> Result<Index<openssl::ssl::Ssl, Option<PskRecord>>, TlsError> {
-    static INDEX: OnceLock<Option<Index<openssl::ssl::Ssl, Option<PskRecord>>>> =
-        OnceLock::new();
+    static INDEX: OnceLock<Option<Index<openssl::ssl::Ssl, Option<PskRecord>>>> = OnceLock::new();
     INDEX
         .get_or_init(|| openssl::ssl::Ssl::new_ex_index().ok())
         .ok_or_else(|| TlsError::Config("OpenSSL could not allocate an ex_data index".into()))
@@ -271,14 +270,21 @@ pub fn peer_auth(ssl: &SslRef) -> PeerAuth {
 /// RSA_PSK). The `openssl` crate exposes no key-exchange NID, so this reads the `Kx=`
 /// field of OpenSSL's cipher description ("Kx=PSK", "Kx=ECDHEPSK", ...).
 fn is_psk_key_exchange(cipher: &openssl::ssl::SslCipherRef) -> bool {
-    cipher
-        .description()
+    kx_is_psk(&cipher.description())
+}
+
+fn kx_is_psk(description: &str) -> bool {
+    description
         .split_whitespace()
         .filter_map(|field| field.strip_prefix("Kx="))
         .any(|kx| kx.ends_with("PSK"))
 }
 
-fn record(ssl: &mut SslRef, index: Index<openssl::ssl::Ssl, Option<PskRecord>>, r: Option<PskRecord>) {
+fn record(
+    ssl: &mut SslRef,
+    index: Index<openssl::ssl::Ssl, Option<PskRecord>>,
+    r: Option<PskRecord>,
+) {
     ssl.set_ex_data(index, r);
 }
 
@@ -292,9 +298,7 @@ fn check_identity_text(what: &str, text: &str, max: usize) -> Result<CString, Tl
         )));
     }
     if !text.bytes().all(|b| b.is_ascii_graphic() || b == b' ') {
-        return Err(TlsError::Config(format!(
-            "{what} must be printable ASCII"
-        )));
+        return Err(TlsError::Config(format!("{what} must be printable ASCII")));
     }
     CString::new(text).map_err(|_| TlsError::Config(format!("{what} contains a NUL byte")))
 }
@@ -408,7 +412,10 @@ pub fn psk_acceptor_builder(
             .ok()
             .filter(|t| !t.is_empty() && t.len() <= MAX_PSK_IDENTITY_LEN)
         else {
-            tracing::debug!(len = identity.len(), "PSK identity refused: not short UTF-8");
+            tracing::debug!(
+                len = identity.len(),
+                "PSK identity refused: not short UTF-8"
+            );
             return Ok(0);
         };
         let req = PskRequest {
@@ -417,7 +424,12 @@ pub fn psk_acceptor_builder(
             cipher_suite,
         };
         let Some(key) = guarded("PskKeyLookup::lookup", || lookup.lookup(&req)) else {
-            tracing::debug!(identity = text, ?version, cipher_suite, "unknown PSK identity");
+            tracing::debug!(
+                identity = text,
+                ?version,
+                cipher_suite,
+                "unknown PSK identity"
+            );
             return Ok(0);
         };
         let Some(out) = psk_out.get_mut(..key.len()).filter(|_| !key.is_empty()) else {
@@ -554,16 +566,19 @@ pub fn build_psk_connector(
             return Ok(0);
         };
         let cipher_suite = ffi::pending_cipher_id(ssl).unwrap_or(0);
-        let Some((identity, key)) =
-            guarded("PskClientKeys::keys", || keys.keys(hint, version, cipher_suite))
-        else {
+        let Some((identity, key)) = guarded("PskClientKeys::keys", || {
+            keys.keys(hint, version, cipher_suite)
+        }) else {
             return Ok(0);
         };
         // The identity goes out as a C string: it needs room for the NUL.
         if check_identity_text("PSK identity", &identity, MAX_PSK_IDENTITY_LEN - 1).is_err()
             || identity.len() >= identity_out.len()
         {
-            tracing::warn!(len = identity.len(), "PSK identity unusable; no PSK offered");
+            tracing::warn!(
+                len = identity.len(),
+                "PSK identity unusable; no PSK offered"
+            );
             return Ok(0);
         }
         let Some(key_out) = psk_out.get_mut(..key.len()).filter(|_| !key.is_empty()) else {
@@ -572,14 +587,7 @@ pub fn build_psk_connector(
         };
         key_out.copy_from_slice(key.expose());
         write_c_string(identity_out, identity.as_bytes());
-        record(
-            ssl,
-            index,
-            Some(PskRecord {
-                identity,
-                version,
-            }),
-        );
+        record(ssl, index, Some(PskRecord { identity, version }));
         Ok(key.len())
     });
     Ok(b.build())
@@ -632,5 +640,123 @@ impl fmt::Display for PskTlsVersion {
             PskTlsVersion::Tls12 => "TLSv1.2",
             PskTlsVersion::Tls13 => "TLSv1.3",
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `openssl ciphers -v` lines of OpenSSL 3.0.19 (the same text SSL_CIPHER_description
+    /// produces).
+    #[test]
+    fn psk_key_exchanges_are_recognised() {
+        let lines = [
+            ("TLS_AES_128_GCM_SHA256         TLSv1.3 Kx=any      Au=any   Enc=AESGCM(128)            Mac=AEAD", false),
+            ("PSK-AES128-GCM-SHA256          TLSv1.2 Kx=PSK      Au=PSK   Enc=AESGCM(128)            Mac=AEAD", true),
+            ("ECDHE-PSK-CHACHA20-POLY1305    TLSv1.2 Kx=ECDHEPSK Au=PSK   Enc=CHACHA20/POLY1305(256) Mac=AEAD", true),
+            ("DHE-PSK-AES128-GCM-SHA256      TLSv1.2 Kx=DHEPSK   Au=PSK   Enc=AESGCM(128)            Mac=AEAD", true),
+            ("RSA-PSK-AES128-GCM-SHA256      TLSv1.2 Kx=RSAPSK   Au=RSA   Enc=AESGCM(128)            Mac=AEAD", true),
+            ("ECDHE-ECDSA-AES128-GCM-SHA256  TLSv1.2 Kx=ECDH     Au=ECDSA Enc=AESGCM(128)            Mac=AEAD", false),
+            ("DHE-RSA-AES128-GCM-SHA256      TLSv1.2 Kx=DH       Au=RSA   Enc=AESGCM(128)            Mac=AEAD", false),
+            ("AES128-GCM-SHA256              TLSv1.2 Kx=RSA      Au=RSA   Enc=AESGCM(128)            Mac=AEAD", false),
+        ];
+        for (line, psk) in lines {
+            assert_eq!(kx_is_psk(line), psk, "{line}");
+        }
+        // The name alone does not decide: only the Kx field counts.
+        assert!(!kx_is_psk("PSK-LOOKALIKE TLSv1.2 Kx=ECDH Au=PSK"));
+    }
+
+    #[test]
+    fn identity_text_rules() {
+        assert!(check_identity_text("h", GBA_IDENTITY_HINT, MAX_PSK_IDENTITY_LEN).is_ok());
+        assert!(check_identity_text("h", "", 10).is_err());
+        assert!(check_identity_text("h", "abc", 2).is_err());
+        assert!(check_identity_text("h", "a\nb", 10).is_err());
+        assert!(check_identity_text("h", "a\0b", 10).is_err());
+        assert!(check_identity_text("h", "bücher", 10).is_err());
+        assert!(check_identity_text("h", "a b", 10).is_ok());
+    }
+
+    #[test]
+    fn tls13_suites_need_sha256() {
+        assert!(check_tls13_suites(DEFAULT_TLS13_CIPHERSUITES).is_ok());
+        assert!(check_tls13_suites("TLS_AES_256_GCM_SHA384").is_err());
+        assert!(check_tls13_suites("").is_err());
+        let cfg = PskServerConfig {
+            tls13_ciphersuites: "TLS_AES_256_GCM_SHA384".into(),
+            ..PskServerConfig::default()
+        };
+        let lookup: Arc<dyn PskKeyLookup> = Arc::new(|_: &PskRequest<'_>| None);
+        assert!(build_psk_acceptor(&cfg, lookup.clone()).is_err());
+        // Fine when TLS 1.3 is off.
+        let cfg = PskServerConfig {
+            enable_tls13: false,
+            ..cfg
+        };
+        assert!(build_psk_acceptor(&cfg, lookup).is_ok());
+    }
+
+    #[test]
+    fn server_config_errors() {
+        let lookup: Arc<dyn PskKeyLookup> = Arc::new(|_: &PskRequest<'_>| None);
+        let bad = |cfg: PskServerConfig| {
+            build_psk_acceptor(&cfg, lookup.clone())
+                .err()
+                .map(|e| e.to_string())
+        };
+        let msg = bad(PskServerConfig {
+            tls12_ciphers: "NO-SUCH-CIPHER".into(),
+            ..PskServerConfig::default()
+        })
+        .unwrap();
+        assert!(msg.contains("tls12_ciphers"), "{msg}");
+        let msg = bad(PskServerConfig {
+            identity_hint: Some("x".repeat(MAX_PSK_IDENTITY_LEN + 1)),
+            ..PskServerConfig::default()
+        })
+        .unwrap();
+        assert!(msg.contains("identity_hint"), "{msg}");
+        let msg = bad(PskServerConfig {
+            certificate: Some(("/nonexistent/c.pem".into(), "/nonexistent/c.key".into())),
+            ..PskServerConfig::default()
+        })
+        .unwrap();
+        assert!(msg.contains("/nonexistent/c.pem"), "{msg}");
+        assert!(bad(PskServerConfig {
+            identity_hint: Some(GBA_IDENTITY_HINT.into()),
+            ..PskServerConfig::default()
+        })
+        .is_none());
+    }
+
+    #[test]
+    fn client_config_errors() {
+        let keys: Arc<dyn PskClientKeys> = Arc::new(|_: Option<&[u8]>, _, _| None);
+        let cfg = PskClientConfig {
+            tls13_ciphersuites: "TLS_AES_256_GCM_SHA384".into(),
+            ..PskClientConfig::default()
+        };
+        assert!(build_psk_connector(&cfg, keys.clone()).is_err());
+        // Capping at 1.2 makes the TLS 1.3 list irrelevant.
+        let cfg = PskClientConfig {
+            max_version: Some(PskTlsVersion::Tls12),
+            ..cfg
+        };
+        assert!(build_psk_connector(&cfg, keys.clone()).is_ok());
+        let cfg = PskClientConfig {
+            server_ca_file: Some("/nonexistent/ca.pem".into()),
+            ..PskClientConfig::default()
+        };
+        let msg = build_psk_connector(&cfg, keys).err().unwrap().to_string();
+        assert!(msg.contains("server_ca_file"), "{msg}");
+    }
+
+    #[test]
+    fn c_string_is_nul_terminated() {
+        let mut buf = [0xffu8; 8];
+        write_c_string(&mut buf, b"abc");
+        assert_eq!(buf, [b'a', b'b', b'c', 0, 0xff, 0xff, 0xff, 0xff]);
     }
 }

@@ -78,7 +78,12 @@ pub fn acceptor_builder(cfg: &ServerTlsConfig) -> Result<SslAcceptorBuilder, Tls
     // that later option changes cannot lower by accident.
     b.set_min_proto_version(Some(SslVersion::TLS1_2))
         .map_err(ossl("minimum TLS version"))?;
-    install_certificate(&mut b, &cfg.cert_file, &cfg.key_file, ("cert_file", "key_file"))?;
+    install_certificate(
+        &mut b,
+        &cfg.cert_file,
+        &cfg.key_file,
+        ("cert_file", "key_file"),
+    )?;
     b.set_session_id_context(SESSION_ID_CONTEXT)
         .map_err(ossl("session id context"))?;
 

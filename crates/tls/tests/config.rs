@@ -61,3 +61,41 @@ fn client_config_from_toml() {
     assert!(toml::from_str::<ClientTlsConfig>("ca_file = \"x\"\nverify = false\n").is_err());
     assert!(toml::from_str::<ClientTlsConfig>("client_cert_file = \"x\"\n").is_err());
 }
+
+#[test]
+fn psk_configs_from_toml() {
+    use seccf_tls::psk::{
+        PskClientConfig, PskServerConfig, PskTlsVersion, DEFAULT_TLS12_PSK_CIPHERS,
+    };
+
+    let server: PskServerConfig = toml::from_str(
+        r#"
+        identity_hint = "3GPP-bootstrapping"
+        allow_psk_ke_without_dhe = true
+        certificate = ["/etc/seccf/osg.pem", "/etc/seccf/osg.key"]
+        "#,
+    )
+    .unwrap();
+    assert_eq!(server.identity_hint.as_deref(), Some("3GPP-bootstrapping"));
+    assert!(server.allow_psk_ke_without_dhe);
+    assert!(server.enable_tls13, "default kept");
+    assert_eq!(server.tls12_ciphers, DEFAULT_TLS12_PSK_CIPHERS);
+    assert_eq!(
+        server.certificate,
+        Some((
+            PathBuf::from("/etc/seccf/osg.pem"),
+            PathBuf::from("/etc/seccf/osg.key")
+        ))
+    );
+    assert_eq!(
+        toml::from_str::<PskServerConfig>("").unwrap(),
+        PskServerConfig::default()
+    );
+    assert!(toml::from_str::<PskServerConfig>("identity = \"x\"").is_err());
+
+    let client: PskClientConfig =
+        toml::from_str("max_version = \"1.2\"\nserver_ca_file = \"/etc/ca.pem\"").unwrap();
+    assert_eq!(client.max_version, Some(PskTlsVersion::Tls12));
+    assert_eq!(client.server_ca_file, Some(PathBuf::from("/etc/ca.pem")));
+    assert!(toml::from_str::<PskClientConfig>("max_version = \"1.1\"").is_err());
+}

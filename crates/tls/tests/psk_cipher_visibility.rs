@@ -229,9 +229,13 @@ async fn lookup_may_await_through_block_in_place() {
     };
     let acceptor = psk::build_psk_acceptor(&server_cfg(), Arc::new(lookup)).unwrap();
     let (addr, srv) = serve(acceptor, 1).await;
-    let (auth, answer) = talk(addr, &PskClientConfig::default(), ClientKeys::new(ID, key()))
-        .await
-        .unwrap();
+    let (auth, answer) = talk(
+        addr,
+        &PskClientConfig::default(),
+        ClientKeys::new(ID, key()),
+    )
+    .await
+    .unwrap();
     assert_eq!(answer, "echo:hello");
     assert!(matches!(auth, PeerAuth::Psk { .. }));
     srv.await.unwrap().pop().unwrap().unwrap();
@@ -247,7 +251,12 @@ async fn panicking_lookup_refuses_the_handshake() {
     };
     let acceptor = psk::build_psk_acceptor(&server_cfg(), Arc::new(lookup)).unwrap();
     let (addr, srv) = serve(acceptor, 1).await;
-    let client = talk(addr, &PskClientConfig::default(), ClientKeys::new(ID, key())).await;
+    let client = talk(
+        addr,
+        &PskClientConfig::default(),
+        ClientKeys::new(ID, key()),
+    )
+    .await;
     assert!(client.is_err(), "{client:?}");
     assert!(srv.await.unwrap().pop().unwrap().is_err());
 }
@@ -280,7 +289,9 @@ async fn client_tells_certificate_fallback_from_psk() {
     let connector = psk::build_psk_connector(&with_ca, ClientKeys::new(ID, key())).unwrap();
     let tcp = TcpStream::connect(addr).await.unwrap();
     // "localhost" is in the server certificate's SANs.
-    let mut tls = psk::psk_connect(&connector, "localhost", tcp).await.unwrap();
+    let mut tls = psk::psk_connect(&connector, "localhost", tcp)
+        .await
+        .unwrap();
     assert_eq!(psk::psk_peer(&tls), PeerAuth::None);
     assert!(tls.ssl().peer_certificate().is_some());
     tls.write_all(b"hi\n").await.unwrap();
@@ -291,5 +302,9 @@ async fn client_tells_certificate_fallback_from_psk() {
     let second = served[1].as_ref().unwrap();
     assert_eq!(second.auth, PeerAuth::None);
     assert_eq!(second.version, "TLSv1.3");
-    assert_eq!(empty.seen().len(), 2, "both clients offered their PSK first");
+    assert_eq!(
+        empty.seen().len(),
+        2,
+        "both clients offered their PSK first"
+    );
 }

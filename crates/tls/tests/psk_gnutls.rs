@@ -31,13 +31,17 @@ async fn gnutls(
     cmd.args(["-p", &addr.port().to_string(), "127.0.0.1"])
         .args(["--pskusername", ID, "--pskkey", key_hex])
         .args(["--priority", priority]);
-    let (out, killed) = tokio::task::spawn_blocking(move || {
-        peer::run(cmd, b"ping\n", Duration::from_secs(20))
-    })
-    .await
-    .unwrap();
+    let (out, killed) =
+        tokio::task::spawn_blocking(move || peer::run(cmd, b"ping\n", Duration::from_secs(20)))
+            .await
+            .unwrap();
     let served = srv.await.unwrap().pop().unwrap();
-    let text = format!("{} (exit {:?}, signal {:?}, killed: {killed})", peer::text(&out), out.status.code(), std::os::unix::process::ExitStatusExt::signal(&out.status));
+    let text = format!(
+        "{} (exit {:?}, signal {:?}, killed: {killed})",
+        peer::text(&out),
+        out.status.code(),
+        std::os::unix::process::ExitStatusExt::signal(&out.status)
+    );
     (text, served)
 }
 
@@ -66,7 +70,10 @@ async fn gnutls_tls12_plain_psk_sees_hint() {
     // gnutls-cli 3.7 prints e.g. "(TLS1.2-X.509)-(PSK)-(AES-128-GCM)".
     assert!(out.contains("(TLS1.2"), "{out}");
     assert!(out.contains("-(PSK)-(AES-128-GCM)"), "{out}");
-    assert!(out.contains("PSK hint '3GPP-bootstrapping'"), "hint not shown: {out}");
+    assert!(
+        out.contains("PSK hint '3GPP-bootstrapping'"),
+        "hint not shown: {out}"
+    );
     assert!(out.contains("echo:ping"), "{out}");
     assert_eq!(served.auth, psk(PskTlsVersion::Tls12, 0x00a8));
     assert_eq!(table.seen()[0].cipher_suite, 0x00a8);
@@ -94,7 +101,9 @@ async fn gnutls_tls12_ecdhe_psk() {
     assert_eq!(served.cipher, "ECDHE-PSK-CHACHA20-POLY1305");
     assert_eq!(served.auth, psk(PskTlsVersion::Tls12, 0xccac));
     if out.contains("signal Some(11)") {
-        eprintln!("NOTE: gnutls-cli crashed after the ECDHE-PSK handshake (known gnutls-cli 3.7.9 bug)");
+        eprintln!(
+            "NOTE: gnutls-cli crashed after the ECDHE-PSK handshake (known gnutls-cli 3.7.9 bug)"
+        );
     } else {
         assert_eq!(served.line, "ping", "{out}");
         assert!(out.contains("echo:ping"), "{out}");
@@ -115,7 +124,10 @@ async fn gnutls_tls13_psk_dhe_ke() {
     .await;
     let served = served.unwrap_or_else(|e| panic!("{e}\n{out}"));
     assert!(out.contains("(TLS1.3"), "{out}");
-    assert!(out.contains(&format!("PSK authentication. Connected as '{ID}'")), "{out}");
+    assert!(
+        out.contains(&format!("PSK authentication. Connected as '{ID}'")),
+        "{out}"
+    );
     assert!(out.contains("echo:ping"), "{out}");
     assert_eq!(served.auth, psk(PskTlsVersion::Tls13, 0x1301));
 }
@@ -150,7 +162,8 @@ async fn gnutls_wrong_key_fails() {
         "NORMAL:-VERS-ALL:+VERS-TLS1.2:-KX-ALL:+PSK",
         "NORMAL:-VERS-ALL:+VERS-TLS1.3:-KX-ALL:+ECDHE-PSK",
     ] {
-        let (out, served) = gnutls(&gba_cfg(), Table::with_test_key(), WRONG_KEY_HEX, priority).await;
+        let (out, served) =
+            gnutls(&gba_cfg(), Table::with_test_key(), WRONG_KEY_HEX, priority).await;
         assert!(served.is_err(), "{priority}: {served:?}\n{out}");
         assert!(!out.contains("echo:ping"), "{priority}: {out}");
     }

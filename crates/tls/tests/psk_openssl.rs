@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use common::peer;
 use common::psk::{key, serve, ClientKeys, Served, Table, ID, KEY_HEX, WRONG_KEY_HEX};
-use seccf_tls::psk::{self, PeerAuth, PskClientConfig, PskServerConfig, PskTlsVersion, GBA_IDENTITY_HINT};
+use seccf_tls::psk::{
+    self, PeerAuth, PskClientConfig, PskServerConfig, PskTlsVersion, GBA_IDENTITY_HINT,
+};
 use tokio::io::AsyncWriteExt;
 
 fn gba_cfg() -> PskServerConfig {
@@ -32,11 +34,10 @@ async fn s_client(
     let mut cmd = Command::new("openssl");
     cmd.args(["s_client", "-connect", &addr.to_string(), "-ign_eof"])
         .args(args);
-    let (out, _killed) = tokio::task::spawn_blocking(move || {
-        peer::run(cmd, b"ping\n", Duration::from_secs(20))
-    })
-    .await
-    .unwrap();
+    let (out, _killed) =
+        tokio::task::spawn_blocking(move || peer::run(cmd, b"ping\n", Duration::from_secs(20)))
+            .await
+            .unwrap();
     let served = srv.await.unwrap().pop().unwrap();
     (peer::text(&out), served)
 }
@@ -63,7 +64,10 @@ async fn s_client_tls12_psk_with_gba_hint() {
     .await;
     let served = served.unwrap_or_else(|e| panic!("{e}\n{out}"));
     assert!(out.contains("echo:ping"), "{out}");
-    assert!(out.contains("PSK identity hint: 3GPP-bootstrapping"), "{out}");
+    assert!(
+        out.contains("PSK identity hint: 3GPP-bootstrapping"),
+        "{out}"
+    );
     assert!(out.contains("PSK-AES128-GCM-SHA256"), "{out}");
     assert_eq!(served.line, "ping");
     assert_eq!(
@@ -121,7 +125,15 @@ async fn s_client_wrong_key_and_unknown_identity_fail() {
     let (out, served) = s_client(
         &gba_cfg(),
         Table::with_test_key(),
-        &["-tls1_2", "-cipher", "PSK-AES128-GCM-SHA256", "-psk_identity", ID, "-psk", WRONG_KEY_HEX],
+        &[
+            "-tls1_2",
+            "-cipher",
+            "PSK-AES128-GCM-SHA256",
+            "-psk_identity",
+            ID,
+            "-psk",
+            WRONG_KEY_HEX,
+        ],
     )
     .await;
     assert!(served.is_err(), "{served:?}\n{out}");
@@ -131,7 +143,15 @@ async fn s_client_wrong_key_and_unknown_identity_fail() {
     let (out, served) = s_client(
         &gba_cfg(),
         Table::with_test_key(),
-        &["-tls1_3", "-ciphersuites", "TLS_AES_128_GCM_SHA256", "-psk_identity", ID, "-psk", WRONG_KEY_HEX],
+        &[
+            "-tls1_3",
+            "-ciphersuites",
+            "TLS_AES_128_GCM_SHA256",
+            "-psk_identity",
+            ID,
+            "-psk",
+            WRONG_KEY_HEX,
+        ],
     )
     .await;
     assert!(served.is_err(), "{served:?}\n{out}");
@@ -141,7 +161,15 @@ async fn s_client_wrong_key_and_unknown_identity_fail() {
     let (out, served) = s_client(
         &gba_cfg(),
         Table::with_test_key(),
-        &["-tls1_2", "-cipher", "PSK-AES128-GCM-SHA256", "-psk_identity", "nobody", "-psk", KEY_HEX],
+        &[
+            "-tls1_2",
+            "-cipher",
+            "PSK-AES128-GCM-SHA256",
+            "-psk_identity",
+            "nobody",
+            "-psk",
+            KEY_HEX,
+        ],
     )
     .await;
     assert!(served.is_err(), "{served:?}\n{out}");
@@ -165,17 +193,38 @@ async fn tls13_fallback_to_certificate_is_not_psk() {
         ..gba_cfg()
     };
     let args = |id: &'static str, suite: &'static str| {
-        vec!["-tls1_3", "-ciphersuites", suite, "-psk_identity", id, "-psk", KEY_HEX]
+        vec![
+            "-tls1_3",
+            "-ciphersuites",
+            suite,
+            "-psk_identity",
+            id,
+            "-psk",
+            KEY_HEX,
+        ]
     };
 
     // Control: the right PSK on this very context is a PSK connection.
-    let (out, served) = s_client(&cfg, Table::with_test_key(), &args(ID, "TLS_AES_128_GCM_SHA256")).await;
+    let (out, served) = s_client(
+        &cfg,
+        Table::with_test_key(),
+        &args(ID, "TLS_AES_128_GCM_SHA256"),
+    )
+    .await;
     let served = served.unwrap_or_else(|e| panic!("{e}\n{out}"));
     assert!(matches!(served.auth, PeerAuth::Psk { .. }), "{served:?}");
 
-    let (out, served) = s_client(&cfg, Table::with_test_key(), &args("nobody", "TLS_AES_128_GCM_SHA256")).await;
+    let (out, served) = s_client(
+        &cfg,
+        Table::with_test_key(),
+        &args("nobody", "TLS_AES_128_GCM_SHA256"),
+    )
+    .await;
     let served = served.unwrap_or_else(|e| panic!("{e}\n{out}"));
-    assert!(out.contains("echo:ping"), "handshake should complete with the certificate: {out}");
+    assert!(
+        out.contains("echo:ping"),
+        "handshake should complete with the certificate: {out}"
+    );
     assert!(out.contains("CN = kmc"), "{out}");
     assert_eq!(served.auth, PeerAuth::None);
 
@@ -205,9 +254,28 @@ async fn our_client_against_s_server() {
             .unwrap()
             .port();
         let mut cmd = Command::new("openssl");
-        cmd.args(["s_server", "-accept", &port.to_string(), "-nocert", "-naccept", "1"])
-            .args(["-psk_identity", ID, "-psk", KEY_HEX, "-psk_hint", GBA_IDENTITY_HINT])
-            .args(["-cipher", "PSK-AES128-GCM-SHA256", "-ciphersuites", "TLS_AES_128_GCM_SHA256"]);
+        cmd.args([
+            "s_server",
+            "-accept",
+            &port.to_string(),
+            "-nocert",
+            "-naccept",
+            "1",
+        ])
+        .args([
+            "-psk_identity",
+            ID,
+            "-psk",
+            KEY_HEX,
+            "-psk_hint",
+            GBA_IDENTITY_HINT,
+        ])
+        .args([
+            "-cipher",
+            "PSK-AES128-GCM-SHA256",
+            "-ciphersuites",
+            "TLS_AES_128_GCM_SHA256",
+        ]);
         // s_server ends the connection when its stdin ends: keep a pipe open.
         cmd.stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
@@ -220,10 +288,11 @@ async fn our_client_against_s_server() {
             ..PskClientConfig::default()
         };
         let connector = psk::build_psk_connector(&cfg, keys.clone()).unwrap();
-        let mut tls = tokio::time::timeout(common::STEP, psk::psk_connect(&connector, "localhost", tcp))
-            .await
-            .unwrap()
-            .unwrap();
+        let mut tls =
+            tokio::time::timeout(common::STEP, psk::psk_connect(&connector, "localhost", tcp))
+                .await
+                .unwrap()
+                .unwrap();
         let auth = psk::psk_peer(&tls);
         // s_server prints what it receives on stdout.
         tls.write_all(b"hello from seccf\n").await.unwrap();
@@ -256,4 +325,39 @@ async fn our_client_against_s_server() {
             assert_eq!(last.cipher_suite, 0x00a8);
         }
     }
+}
+
+/// No session resumption on the PSK server: in TLS 1.2 it hands out neither a session
+/// ID nor a ticket, so there is nothing a client could resume (a resumed session would
+/// skip the key lookup and could outlive the key's lifetime). With OpenSSL's defaults
+/// (`openssl s_server`) the same s_client gets a ticket ("TLS session ticket lifetime
+/// hint"), which is what this test would then see.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls12_sessions_are_not_resumable() {
+    if !peer::openssl() {
+        return;
+    }
+    let table = Table::with_test_key();
+    let (out, served) = s_client(
+        &gba_cfg(),
+        table.clone(),
+        &[
+            "-tls1_2",
+            "-cipher",
+            "PSK-AES128-GCM-SHA256",
+            "-psk_identity",
+            ID,
+            "-psk",
+            KEY_HEX,
+        ],
+    )
+    .await;
+    served.unwrap_or_else(|e| panic!("{e}\n{out}"));
+    assert!(out.contains("New, TLSv1.2"), "{out}");
+    let session_id = out
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Session-ID:"))
+        .map(str::trim);
+    assert_eq!(session_id, Some(""), "{out}");
+    assert!(!out.contains("TLS session ticket"), "{out}");
 }

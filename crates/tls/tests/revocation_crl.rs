@@ -44,8 +44,12 @@ impl Crls {
             ("good", &c.good),
             ("revoked", &c.revoked),
         ] {
-            pki::write_pem_pair(ck, &c.p(&format!("{name}.pem")), &c.p(&format!("{name}.key")))
-                .unwrap();
+            pki::write_pem_pair(
+                ck,
+                &c.p(&format!("{name}.pem")),
+                &c.p(&format!("{name}.key")),
+            )
+            .unwrap();
         }
         c
     }
@@ -54,9 +58,19 @@ impl Crls {
         self.dir.path().join(name)
     }
 
-    fn write_crl(&self, name: &str, issuer: &CertifiedKey, revoked: &[&CertifiedKey], number: u32) -> PathBuf {
+    fn write_crl(
+        &self,
+        name: &str,
+        issuer: &CertifiedKey,
+        revoked: &[&CertifiedKey],
+        number: u32,
+    ) -> PathBuf {
         let path = self.p(name);
-        std::fs::write(&path, pki::generate_crl(issuer, revoked, number, 7).unwrap()).unwrap();
+        std::fs::write(
+            &path,
+            pki::generate_crl(issuer, revoked, number, 7).unwrap(),
+        )
+        .unwrap();
         path
     }
 
@@ -83,7 +97,12 @@ impl Crls {
 }
 
 /// One handshake of `leaf` against a server with `crls`; the server's result.
-async fn attempt(c: &Crls, crls: &[PathBuf], leaf: &str, version: SslVersion) -> Result<String, String> {
+async fn attempt(
+    c: &Crls,
+    crls: &[PathBuf],
+    leaf: &str,
+    version: SslVersion,
+) -> Result<String, String> {
     let acceptor = revocation::build_acceptor_with_crls(&c.server_cfg(), crls).unwrap();
     let (addr, srv) = serve_once(acceptor).await;
     let client = talk(&c.connector(leaf, version), "localhost", addr).await;
@@ -94,7 +113,10 @@ async fn attempt(c: &Crls, crls: &[PathBuf], leaf: &str, version: SslVersion) ->
             Ok(view.peer_fingerprint.unwrap_or_default())
         }
         Err(e) => {
-            assert!(client.is_err(), "client succeeded although the server refused");
+            assert!(
+                client.is_err(),
+                "client succeeded although the server refused"
+            );
             Err(e.to_string())
         }
     }
@@ -122,13 +144,27 @@ async fn reloading_a_crl_changes_the_verdict() {
     let c = Crls::new();
     // An operator's CRL path; its content is replaced between the two acceptors.
     let path = c.write_crl("current.pem", &c.ca, &[], 1);
-    let before = attempt(&c, std::slice::from_ref(&path), "revoked", SslVersion::TLS1_3).await;
+    let before = attempt(
+        &c,
+        std::slice::from_ref(&path),
+        "revoked",
+        SslVersion::TLS1_3,
+    )
+    .await;
     assert!(before.is_ok(), "{before:?}");
     c.write_crl("current.pem", &c.ca, &[&c.revoked], 2);
-    let after = attempt(&c, std::slice::from_ref(&path), "revoked", SslVersion::TLS1_3).await;
+    let after = attempt(
+        &c,
+        std::slice::from_ref(&path),
+        "revoked",
+        SslVersion::TLS1_3,
+    )
+    .await;
     assert!(after.unwrap_err().contains("revoked"));
     // The good client is unaffected by the reload.
-    assert!(attempt(&c, &[path], "good", SslVersion::TLS1_3).await.is_ok());
+    assert!(attempt(&c, &[path], "good", SslVersion::TLS1_3)
+        .await
+        .is_ok());
 }
 
 #[test]
@@ -147,7 +183,11 @@ fn bad_crl_files_are_configuration_errors() {
         .err()
         .unwrap();
     assert!(err.to_string().contains("missing-crl.pem"), "{err}");
-    std::fs::write(c.p("junk.pem"), b"-----BEGIN X509 CRL-----\nAAAA\n-----END X509 CRL-----\n").unwrap();
+    std::fs::write(
+        c.p("junk.pem"),
+        b"-----BEGIN X509 CRL-----\nAAAA\n-----END X509 CRL-----\n",
+    )
+    .unwrap();
     assert!(revocation::build_acceptor_with_crls(&c.server_cfg(), &[c.p("junk.pem")]).is_err());
     let mut no_ca = c.server_cfg();
     no_ca.client_ca_file = None;
@@ -170,7 +210,15 @@ fn openssl_cli_agrees_with_generated_crl() {
     let c = Crls::new();
     let crl = c.write_crl("crl.pem", &c.ca, &[&c.revoked], 42);
     let out = Command::new("openssl")
-        .args(["crl", "-in", s(&crl), "-CAfile", s(&c.p("ca.pem")), "-noout", "-text"])
+        .args([
+            "crl",
+            "-in",
+            s(&crl),
+            "-CAfile",
+            s(&c.p("ca.pem")),
+            "-noout",
+            "-text",
+        ])
         .output()
         .unwrap();
     let text = peer::text(&out);
@@ -188,7 +236,14 @@ fn openssl_cli_agrees_with_generated_crl() {
 
     let verify = |leaf: &str| {
         Command::new("openssl")
-            .args(["verify", "-crl_check", "-CAfile", s(&c.p("ca.pem")), "-CRLfile", s(&crl)])
+            .args([
+                "verify",
+                "-crl_check",
+                "-CAfile",
+                s(&c.p("ca.pem")),
+                "-CRLfile",
+                s(&crl),
+            ])
             .arg(c.p(&format!("{leaf}.pem")))
             .output()
             .unwrap()
@@ -197,5 +252,9 @@ fn openssl_cli_agrees_with_generated_crl() {
     assert!(good.status.success(), "{}", peer::text(&good));
     let revoked = verify("revoked");
     assert!(!revoked.status.success());
-    assert!(peer::text(&revoked).contains("certificate revoked"), "{}", peer::text(&revoked));
+    assert!(
+        peer::text(&revoked).contains("certificate revoked"),
+        "{}",
+        peer::text(&revoked)
+    );
 }

@@ -8,13 +8,16 @@ mod common;
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::peer::{self, Killer};
 use openssl::x509::X509;
 use seccf_tls::client::{self, ClientTlsConfig};
 use seccf_tls::pki::{self, CertifiedKey, RevocationPointers};
-use seccf_tls::revocation::{self, OcspChecker, OcspMode, OcspOutcome, RevocationConfig};
+use seccf_tls::revocation::{
+    self, OcspChecker, OcspMode, OcspOutcome, OcspStapler, RevocationConfig,
+};
 use seccf_tls::server::{self, ServerTlsConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -30,6 +33,8 @@ struct Ocsp {
     stranger: CertifiedKey,
     /// No AIA extension.
     plain: CertifiedKey,
+    /// A server certificate with AIA, in the index as good (for stapling).
+    aia_server: CertifiedKey,
 }
 
 impl Ocsp {
@@ -48,6 +53,7 @@ impl Ocsp {
         let revoked = pki::issue_client_cert_with(&ca, "revoked", 2, &aia).unwrap();
         let stranger = pki::issue_client_cert_with(&ca, "stranger", 2, &aia).unwrap();
         let plain = pki::issue_client_cert(&ca, "plain", 2).unwrap();
+        let aia_server = pki::issue_server_cert_with(&ca, "osg", &["localhost"], 2, &aia).unwrap();
         let o = Ocsp {
             dir,
             port,
@@ -56,6 +62,7 @@ impl Ocsp {
             revoked,
             stranger,
             plain,
+            aia_server,
         };
         for (name, ck) in [
             ("ca", &o.ca),
@@ -64,19 +71,26 @@ impl Ocsp {
             ("good", &o.good),
             ("revoked", &o.revoked),
             ("plain", &o.plain),
+            ("aia_server", &o.aia_server),
         ] {
-            pki::write_pem_pair(ck, &o.p(&format!("{name}.pem")), &o.p(&format!("{name}.key")))
-                .unwrap();
+            pki::write_pem_pair(
+                ck,
+                &o.p(&format!("{name}.pem")),
+                &o.p(&format!("{name}.key")),
+            )
+            .unwrap();
         }
         // OpenSSL CA database format (apps/ca.c): status, expiry, revocation
         // date[,reason], serial (BN_bn2hex), file, subject.
         let index = format!(
             "V\t491231235959Z\t\t{}\tunknown\t/CN=good\n\
              R\t491231235959Z\t250101000000Z,keyCompromise\t{}\tunknown\t/CN=revoked\n\
-             V\t491231235959Z\t\t{}\tunknown\t/CN=plain\n",
+             V\t491231235959Z\t\t{}\tunknown\t/CN=plain\n\
+             V\t491231235959Z\t\t{}\tunknown\t/CN=osg\n",
             o.good.serial_hex().unwrap(),
             o.revoked.serial_hex().unwrap(),
             o.plain.serial_hex().unwrap(),
+            o.aia_server.serial_hex().unwrap(),
         );
         std::fs::write(o.p("index.txt"), index).unwrap();
         o
@@ -90,8 +104,9 @@ impl Ocsp {
         format!("http://127.0.0.1:{}/", self.port)
     }
 
-    /// Starts `openssl ocsp` as a responder (nextUpdate 5 minutes ahead) and waits
-    /// until it accepts connections.
+    /// Starts `openssl ocsp` as a responder (nextUpdate 5 minutes ahead) and waits until
+    /// it says it listens. (Not by probing the port: OpenSSL 3.0.19's responder spins
+    /// forever on a connection closed without a request, measured.)
     async fn responder(&self) -> Killer {
         let mut cmd = Command::new("openssl");
         cmd.args(["ocsp", "-index"])
@@ -104,10 +119,23 @@ impl Ocsp {
             .arg(self.p("ca.pem"))
             .args(["-nmin", "5"])
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::null());
-        let killer = Killer(cmd.spawn().unwrap());
-        drop(peer::connect_retry(self.port).await);
+        let mut killer = Killer(cmd.spawn().unwrap());
+        let stdout = killer.0.stdout.take().unwrap();
+        let listening = tokio::task::spawn_blocking(move || {
+            use std::io::BufRead as _;
+            // "ACCEPT [::]:<port> PID=<pid>" is printed once the socket listens.
+            std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+                .any(|line| line.starts_with("ACCEPT"))
+        });
+        let ok = tokio::time::timeout(common::STEP, listening).await;
+        assert!(
+            matches!(ok, Ok(Ok(true))),
+            "openssl ocsp did not start listening"
+        );
         killer
     }
 
@@ -158,7 +186,10 @@ async fn good_revoked_and_unknown_from_the_openssl_responder() {
 
     // A certificate without AIA has nowhere to ask in Aia mode...
     let nowhere = checker.check(&o.chain(&o.plain)).await;
-    assert!(matches!(&nowhere, OcspOutcome::Unavailable(m) if m.contains("no http:// OCSP")), "{nowhere:?}");
+    assert!(
+        matches!(&nowhere, OcspOutcome::Unavailable(m) if m.contains("no http:// OCSP")),
+        "{nowhere:?}"
+    );
     // ...and is answered by the configured responder in Responder mode.
     let fixed = o.checker(OcspMode::Responder(o.url()), 0, T);
     assert_eq!(fixed.check(&o.chain(&o.plain)).await, OcspOutcome::Good);
@@ -177,7 +208,10 @@ async fn responder_down_is_unavailable_and_only_soft_fail_allows_it() {
     // Nothing listens on o.port.
     let checker = o.checker(OcspMode::Aia, 0, T);
     let down = checker.check(&o.chain(&o.good)).await;
-    assert!(matches!(&down, OcspOutcome::Unavailable(m) if m.contains("connect")), "{down:?}");
+    assert!(
+        matches!(&down, OcspOutcome::Unavailable(m) if m.contains("connect")),
+        "{down:?}"
+    );
     assert!(down.allows(false));
     assert!(!down.allows(true));
 
@@ -193,7 +227,10 @@ async fn responder_down_is_unavailable_and_only_soft_fail_allows_it() {
     let checker = o.checker(OcspMode::Responder(url), 0, Duration::from_millis(300));
     let started = Instant::now();
     let slow = checker.check(&o.chain(&o.good)).await;
-    assert!(matches!(&slow, OcspOutcome::Unavailable(m) if m.contains("did not answer")), "{slow:?}");
+    assert!(
+        matches!(&slow, OcspOutcome::Unavailable(m) if m.contains("did not answer")),
+        "{slow:?}"
+    );
     assert!(started.elapsed() < Duration::from_secs(3));
     hold.abort();
 }
@@ -208,15 +245,27 @@ async fn answers_are_cached_until_next_update_and_not_when_disabled() {
     let uncached = o.checker(OcspMode::Aia, 0, T);
     let mut responder = o.responder().await;
     assert_eq!(cached.check(&o.chain(&o.good)).await, OcspOutcome::Good);
-    assert!(matches!(cached.check(&o.chain(&o.revoked)).await, OcspOutcome::Revoked { .. }));
+    assert!(matches!(
+        cached.check(&o.chain(&o.revoked)).await,
+        OcspOutcome::Revoked { .. }
+    ));
     assert_eq!(uncached.check(&o.chain(&o.good)).await, OcspOutcome::Good);
     responder.kill();
     // The responder is gone: only the cache can answer (nextUpdate is 5 minutes away).
     assert_eq!(cached.check(&o.chain(&o.good)).await, OcspOutcome::Good);
-    assert!(matches!(cached.check(&o.chain(&o.revoked)).await, OcspOutcome::Revoked { .. }));
-    assert!(matches!(uncached.check(&o.chain(&o.good)).await, OcspOutcome::Unavailable(_)));
+    assert!(matches!(
+        cached.check(&o.chain(&o.revoked)).await,
+        OcspOutcome::Revoked { .. }
+    ));
+    assert!(matches!(
+        uncached.check(&o.chain(&o.good)).await,
+        OcspOutcome::Unavailable(_)
+    ));
     // Unknown answers are not cached.
-    assert!(matches!(cached.check(&o.chain(&o.stranger)).await, OcspOutcome::Unavailable(_)));
+    assert!(matches!(
+        cached.check(&o.chain(&o.stranger)).await,
+        OcspOutcome::Unavailable(_)
+    ));
 }
 
 /// Serves `body` as the answer to every HTTP request (a replaying attacker).
@@ -272,19 +321,26 @@ async fn replayed_or_foreign_responses_are_refused() {
     let o = Ocsp::new();
     let responder = o.responder().await;
     // The openssl CLI as OCSP client: its own random nonce, response saved to a file.
-    let out = Command::new("openssl")
-        .args(["ocsp", "-issuer"])
+    let mut cmd = Command::new("openssl");
+    cmd.args(["ocsp", "-issuer"])
         .arg(o.p("ca.pem"))
         .arg("-cert")
         .arg(o.p("good.pem"))
         .args(["-url", &o.url(), "-CAfile"])
         .arg(o.p("ca.pem"))
         .arg("-respout")
-        .arg(o.p("captured.der"))
-        .output()
-        .unwrap();
+        .arg(o.p("captured.der"));
+    let (out, killed) =
+        tokio::task::spawn_blocking(move || peer::run(cmd, b"", Duration::from_secs(20)))
+            .await
+            .unwrap();
+    assert!(!killed, "openssl ocsp (client) hung: {}", peer::text(&out));
     assert!(out.status.success(), "{}", peer::text(&out));
-    assert!(String::from_utf8_lossy(&out.stdout).contains(": good"), "{}", peer::text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(": good"),
+        "{}",
+        peer::text(&out)
+    );
     drop(responder);
     let captured = std::fs::read(o.p("captured.der")).unwrap();
     assert!(revocation::response_nonce(&captured).unwrap().is_some());
@@ -292,15 +348,25 @@ async fn replayed_or_foreign_responses_are_refused() {
     let (url, task) = replay_server(captured).await;
     let checker = o.checker(OcspMode::Responder(url), 0, T);
     let replayed = checker.check(&o.chain(&o.good)).await;
-    assert!(matches!(&replayed, OcspOutcome::Unavailable(m) if m.contains("nonce")), "{replayed:?}");
+    assert!(
+        matches!(&replayed, OcspOutcome::Unavailable(m) if m.contains("nonce")),
+        "{replayed:?}"
+    );
     task.abort();
 
     // testdata/ocsp/resp-nonce.der: signed by the OpenSSL CLI's test CA, not ours.
-    let foreign = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/ocsp/resp-nonce.der")).unwrap();
+    let foreign = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/testdata/ocsp/resp-nonce.der"
+    ))
+    .unwrap();
     let (url, task) = replay_server(foreign).await;
     let checker = o.checker(OcspMode::Responder(url), 0, T);
     let forged = checker.check(&o.chain(&o.good)).await;
-    assert!(matches!(&forged, OcspOutcome::Unavailable(m) if m.contains("signature")), "{forged:?}");
+    assert!(
+        matches!(&forged, OcspOutcome::Unavailable(m) if m.contains("signature")),
+        "{forged:?}"
+    );
     task.abort();
 }
 
@@ -339,9 +405,18 @@ async fn chain_from_a_real_handshake_is_checked() {
         let tls = server::accept(&acceptor, tcp).await.unwrap();
         let chain = revocation::peer_chain(&tls);
         assert_eq!(chain.len(), 2, "leaf + CA");
-        assert_eq!(chain[0].to_der().unwrap(), pki::load_pem_pair(&o.p(&format!("{leaf}.pem")), &o.p(&format!("{leaf}.key"))).unwrap().cert_der);
+        assert_eq!(
+            chain[0].to_der().unwrap(),
+            pki::load_pem_pair(&o.p(&format!("{leaf}.pem")), &o.p(&format!("{leaf}.key")))
+                .unwrap()
+                .cert_der
+        );
         let outcome = checker.check(&chain).await;
-        assert_eq!(outcome == OcspOutcome::Good, expect_good, "{leaf}: {outcome:?}");
+        assert_eq!(
+            outcome == OcspOutcome::Good,
+            expect_good,
+            "{leaf}: {outcome:?}"
+        );
         assert_eq!(outcome.allows(false), expect_good);
         client_task.await.unwrap();
     }
@@ -358,8 +433,16 @@ fn responder_url_is_checked_at_construction() {
     };
     let ca_file = dir.path().join("ca.pem");
     assert!(OcspChecker::new(&cfg(OcspMode::Responder("https://x/".into())), &ca_file).is_err());
-    assert!(OcspChecker::new(&cfg(OcspMode::Responder("http://x:99999/".into())), &ca_file).is_err());
-    assert!(OcspChecker::new(&cfg(OcspMode::Responder("http://x:8080/ocsp".into())), &ca_file).is_ok());
+    assert!(OcspChecker::new(
+        &cfg(OcspMode::Responder("http://x:99999/".into())),
+        &ca_file
+    )
+    .is_err());
+    assert!(OcspChecker::new(
+        &cfg(OcspMode::Responder("http://x:8080/ocsp".into())),
+        &ca_file
+    )
+    .is_ok());
     assert!(OcspChecker::new(&cfg(OcspMode::Aia), &dir.path().join("missing.pem")).is_err());
     let zero = RevocationConfig {
         ocsp_timeout: Duration::ZERO,
@@ -373,7 +456,93 @@ async fn off_mode_sends_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let ca = pki::generate_ca("CA", 1).unwrap();
     pki::write_pem_pair(&ca, &dir.path().join("ca.pem"), &dir.path().join("ca.key")).unwrap();
-    let checker = OcspChecker::new(&RevocationConfig::default(), &dir.path().join("ca.pem")).unwrap();
+    let checker =
+        OcspChecker::new(&RevocationConfig::default(), &dir.path().join("ca.pem")).unwrap();
     // Not even a chain is needed: Off answers Good without looking.
     assert_eq!(checker.check(&[]).await, OcspOutcome::Good);
+}
+
+/// The server staples its own certificate's status: nothing before the first refresh,
+/// the responder's "good" answer after it (as `openssl s_client -status` reports).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_staples_its_own_status() {
+    if !peer::openssl() {
+        return;
+    }
+    let o = Ocsp::new();
+    let mut responder = o.responder().await;
+    let cfg = RevocationConfig {
+        ocsp: OcspMode::Aia,
+        ..RevocationConfig::default()
+    };
+    let stapler = Arc::new(OcspStapler::new(&cfg, &o.p("ca.pem"), &o.p("aia_server.pem")).unwrap());
+    assert_eq!(stapler.current(), None);
+    let mut b = server::acceptor_builder(&ServerTlsConfig {
+        cert_file: o.p("aia_server.pem"),
+        key_file: o.p("aia_server.key"),
+        client_ca_file: None,
+        require_client_cert: false,
+    })
+    .unwrap();
+    stapler.install(&mut b).unwrap();
+    let acceptor = b.build();
+
+    let s_client = |acceptor: openssl::ssl::SslAcceptor, ca: PathBuf| async move {
+        let (addr, srv) = common::psk::serve(acceptor, 1).await;
+        let mut cmd = Command::new("openssl");
+        cmd.args([
+            "s_client",
+            "-connect",
+            &addr.to_string(),
+            "-status",
+            "-ign_eof",
+            "-CAfile",
+        ])
+        .arg(ca);
+        let (out, _) =
+            tokio::task::spawn_blocking(move || peer::run(cmd, b"ping\n", Duration::from_secs(20)))
+                .await
+                .unwrap();
+        srv.await.unwrap().pop().unwrap().unwrap();
+        peer::text(&out)
+    };
+
+    let before = s_client(acceptor.clone(), o.p("ca.pem")).await;
+    assert!(
+        before.contains("OCSP response: no response sent"),
+        "{before}"
+    );
+
+    assert_eq!(stapler.refresh().await, OcspOutcome::Good);
+    let staple = stapler.current().unwrap();
+    // What is stapled is a response OpenSSL can parse, and it covers our certificate.
+    assert!(openssl::ocsp::OcspResponse::from_der(&staple).is_ok());
+    let after = s_client(acceptor.clone(), o.p("ca.pem")).await;
+    assert!(
+        after.contains("OCSP Response Status: successful"),
+        "{after}"
+    );
+    assert!(after.contains("Cert Status: good"), "{after}");
+    assert!(
+        after.contains(&format!(
+            "Serial Number: {}",
+            o.aia_server.serial_hex().unwrap()
+        )),
+        "{after}"
+    );
+
+    // Responder gone: a failed refresh keeps serving the still-valid staple.
+    responder.kill();
+    assert!(matches!(
+        stapler.refresh().await,
+        OcspOutcome::Unavailable(_)
+    ));
+    assert_eq!(stapler.current(), Some(staple));
+    // Stapling needs an OCSP mode.
+    assert!(OcspStapler::new(
+        &RevocationConfig::default(),
+        &o.p("ca.pem"),
+        &o.p("aia_server.pem")
+    )
+    .is_err());
 }

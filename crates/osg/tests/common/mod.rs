@@ -88,6 +88,10 @@ pub struct Options {
     pub mtls_allow: Vec<String>,
     pub crl: bool,
     pub shutdown_grace_secs: u64,
+    /// `ocsp` of the mtls listener ("off", "aia" or a URL) and hard-fail.
+    pub ocsp: (String, bool),
+    pub idle_timeout_secs: u64,
+    pub max_connections: usize,
 }
 
 impl Default for Options {
@@ -99,6 +103,9 @@ impl Default for Options {
             mtls_allow: vec!["client-1".into()],
             crl: false,
             shutdown_grace_secs: 5,
+            ocsp: ("off".into(), false),
+            idle_timeout_secs: 10,
+            max_connections: 64,
         }
     }
 }
@@ -234,14 +241,18 @@ token_sha256 = "{token_hash}"
         )
         .unwrap();
 
-        let crl_line = if opt.crl {
+        let mut crl_line = if opt.crl {
             format!(", crl_files = [\"{}\"]", crl_file.display())
         } else {
             String::new()
         };
+        crl_line.push_str(&format!(
+            ", ocsp = \"{}\", revocation_hard_fail = {}",
+            opt.ocsp.0, opt.ocsp.1
+        ));
         let limits = format!(
-            "limits = {{ tls_handshake_timeout_secs = {}, header_read_timeout_secs = 3, idle_timeout_secs = 10, upstream_timeout_secs = 5, max_connections = 64 }}",
-            opt.tls_handshake_timeout_secs
+            "limits = {{ tls_handshake_timeout_secs = {}, header_read_timeout_secs = 3, idle_timeout_secs = {}, upstream_timeout_secs = 5, max_connections = {} }}",
+            opt.tls_handshake_timeout_secs, opt.idle_timeout_secs, opt.max_connections
         );
         let osg_cfg = format!(
             r#"
@@ -289,6 +300,14 @@ auth = ["mtls"]
 tls = {{ cert_file = "{srv_cert}", key_file = "{srv_key}", client_ca_file = "{d}/ca.pem"{crl_line} }}
 upstream = "http://{http_addr}"
 allow = {allow:?}
+{limits}
+[[osg.listener]]
+name = "psk-oma"
+listen = "127.0.0.1:0"
+kind = "https"
+auth = ["psk"]
+ua_org = "oma"
+upstream = "http://{http_addr}"
 {limits}
 [[osg.listener]]
 name = "tunnel"
@@ -419,11 +438,25 @@ proxy_protocol = true
         tls12_ciphers: Option<&str>,
         tamper: bool,
     ) -> SslConnector {
+        self.psk_connector_org(t, max, tls12_ciphers, tamper, false)
+    }
+
+    /// [`Env::psk_connector`] with the OMA Ua ids when `oma`.
+    pub fn psk_connector_org(
+        &self,
+        t: &Terminal,
+        max: Option<PskTlsVersion>,
+        tls12_ciphers: Option<&str>,
+        tamper: bool,
+        oma: bool,
+    ) -> SslConnector {
         let t = t.clone();
         let keys = move |_hint: Option<&[u8]>, v: PskTlsVersion, suite: u16| {
-            let ua = match v {
-                PskTlsVersion::Tls12 => UaSecurityProtocolId::tls_3gpp(suite),
-                PskTlsVersion::Tls13 => UaSecurityProtocolId::TLS13_SHARED_KEY,
+            let ua = match (v, oma) {
+                (PskTlsVersion::Tls12, false) => UaSecurityProtocolId::tls_3gpp(suite),
+                (PskTlsVersion::Tls13, false) => UaSecurityProtocolId::TLS13_SHARED_KEY,
+                (PskTlsVersion::Tls12, true) => UaSecurityProtocolId::tls_oma(suite),
+                (PskTlsVersion::Tls13, true) => UaSecurityProtocolId::tls_oma(0x1301),
             };
             let mut k = *t.naf_key(ua).expose();
             if tamper {

@@ -40,7 +40,13 @@ impl Cache {
         }
     }
 
-    pub(crate) fn put(&mut self, key: [u8; 32], outcome: OcspOutcome, expires: Instant, now: Instant) {
+    pub(crate) fn put(
+        &mut self,
+        key: [u8; 32],
+        outcome: OcspOutcome,
+        expires: Instant,
+        now: Instant,
+    ) {
         if expires <= now || self.max == 0 {
             return;
         }
@@ -83,7 +89,10 @@ mod tests {
         let t0 = Instant::now();
         let mut c = Cache::new(8);
         c.put(key(1), OcspOutcome::Good, t0 + Duration::from_secs(10), t0);
-        assert_eq!(c.get(&key(1), t0 + Duration::from_secs(9)), Some(OcspOutcome::Good));
+        assert_eq!(
+            c.get(&key(1), t0 + Duration::from_secs(9)),
+            Some(OcspOutcome::Good)
+        );
         assert_eq!(c.get(&key(1), t0 + Duration::from_secs(10)), None);
         assert_eq!(c.len(), 0);
         // Already expired: not stored.
@@ -111,7 +120,12 @@ mod tests {
         assert!(c.get(&key(4), t1).is_some());
         assert!(c.get(&key(5), t1).is_some());
         for n in 0..1000 {
-            c.put(key(100 + n), OcspOutcome::Good, t1 + Duration::from_secs(1000), t1);
+            c.put(
+                key(100 + n),
+                OcspOutcome::Good,
+                t1 + Duration::from_secs(1000),
+                t1,
+            );
         }
         assert_eq!(c.len(), 3);
         let mut off = Cache::new(0);

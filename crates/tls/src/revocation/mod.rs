@@ -31,12 +31,17 @@
 //! answers until nextUpdate (at most `ocsp_cache_secs`; bounded number of entries).
 //! [`OcspOutcome::allows`] applies the soft-fail/hard-fail policy.
 //!
-//! Not done here: OCSP stapling of the gateway's own certificate, CRL fetching from
-//! distribution points (CRL files are provisioned by the operator), delta CRLs.
+//! [`OcspStapler`] does the reverse for the server's own certificate: it fetches and
+//! checks a response ahead of time and staples it (RFC 6066 status_request) into every
+//! handshake whose client asks for it.
+//!
+//! Not done here: CRL fetching from distribution points (CRL files are provisioned by
+//! the operator), delta CRLs, checking stapled responses on the client side.
 
 mod cache;
 mod http;
 mod nonce;
+mod staple;
 mod time;
 mod url;
 
@@ -62,6 +67,7 @@ use crate::{files, TlsError};
 
 pub use http::MAX_OCSP_RESPONSE_BYTES;
 pub use nonce::{nonce_extension_value, request_with_nonce, response_nonce, NONCE_LEN_RANGE};
+pub use staple::{OcspStapler, MAX_STAPLE_AGE};
 pub use url::{OcspUrl, MAX_URL_LEN};
 
 /// Clock skew tolerated on thisUpdate/nextUpdate, in seconds.
@@ -149,7 +155,10 @@ pub fn build_acceptor_with_crls(
 
 fn load_trust_cas(trust_ca_file: &Path) -> Result<Vec<X509>, TlsError> {
     let what = format!("trust_ca_file {}", trust_ca_file.display());
-    parse_certificates(&files::read_pem_file(trust_ca_file, "trust_ca_file")?, &what)
+    parse_certificates(
+        &files::read_pem_file(trust_ca_file, "trust_ca_file")?,
+        &what,
+    )
 }
 
 fn verify_store(trust_ca_file: &Path, crl_files: &[PathBuf]) -> Result<X509Store, TlsError> {
@@ -157,9 +166,9 @@ fn verify_store(trust_ca_file: &Path, crl_files: &[PathBuf]) -> Result<X509Store
     let ossl = |what: &'static str| move |e| TlsError::Config(format!("{what}: {e}"));
     let mut store = X509StoreBuilder::new().map_err(ossl("verify store"))?;
     for ca in &cas {
-        store
-            .add_cert(ca.clone())
-            .map_err(|e| TlsError::Config(format!("trust_ca_file {}: {e}", trust_ca_file.display())))?;
+        store.add_cert(ca.clone()).map_err(|e| {
+            TlsError::Config(format!("trust_ca_file {}: {e}", trust_ca_file.display()))
+        })?;
     }
     if crl_files.is_empty() {
         return Ok(store.build());
@@ -302,9 +311,10 @@ impl OcspChecker {
     /// through a delegated responder certificate they issued).
     pub fn new(cfg: &RevocationConfig, trust_ca_file: &Path) -> Result<Self, TlsError> {
         let responder = match &cfg.ocsp {
-            OcspMode::Responder(url) => Some(OcspUrl::parse(url).map_err(|e| {
-                TlsError::Config(format!("OCSP responder {url:?}: {e}"))
-            })?),
+            OcspMode::Responder(url) => Some(
+                OcspUrl::parse(url)
+                    .map_err(|e| TlsError::Config(format!("OCSP responder {url:?}: {e}")))?,
+            ),
             _ => None,
         };
         if cfg.ocsp_timeout.is_zero() {
@@ -342,14 +352,14 @@ impl OcspChecker {
         if let Some(hit) = self.lock_cache().get(&key, Instant::now()) {
             return hit;
         }
+        let cap = Duration::from_secs(self.cache_secs);
         let (outcome, lifetime) = match self.query(leaf, issuer).await {
-            Ok(v) => v,
+            Ok(answer) => (answer.outcome.clone(), answer.reuse_for(cap)),
             Err(e) => (OcspOutcome::Unavailable(e), None),
         };
         if let (Some(lifetime), OcspOutcome::Good | OcspOutcome::Revoked { .. }) =
             (lifetime, &outcome)
         {
-            let lifetime = lifetime.min(Duration::from_secs(self.cache_secs));
             let now = Instant::now();
             if let Some(expires) = now.checked_add(lifetime) {
                 self.lock_cache().put(key, outcome.clone(), expires, now);
@@ -369,27 +379,24 @@ impl OcspChecker {
         if let Some(url) = &self.responder {
             return Ok(url.clone());
         }
-        let urls = leaf
-            .ocsp_responders()
-            .map_err(|e| format!("reading the AIA extension: {e}"))?;
-        urls.iter()
-            .find_map(|u| OcspUrl::parse(u).ok())
+        // X509_get1_ocsp returns NULL (an "error" in the binding) when the certificate
+        // has no AIA extension or no OCSP entry in it: both mean "nowhere to ask".
+        leaf.ocsp_responders()
+            .ok()
+            .and_then(|urls| urls.iter().find_map(|u| OcspUrl::parse(u).ok()))
             .ok_or_else(|| "the certificate names no http:// OCSP responder".to_owned())
     }
 
-    /// One OCSP exchange: the outcome and how long it may be cached (None: not at all).
-    async fn query(
-        &self,
-        leaf: &X509,
-        issuer: &X509,
-    ) -> Result<(OcspOutcome, Option<Duration>), String> {
+    /// One OCSP exchange, fully checked.
+    async fn query(&self, leaf: &X509, issuer: &X509) -> Result<Answer, String> {
         let url = self.url_for(leaf)?;
         let id = || {
             OcspCertId::from_cert(MessageDigest::sha1(), leaf, issuer)
                 .map_err(|e| format!("building the certificate id: {e}"))
         };
         let mut req = OcspRequest::new().map_err(|e| format!("OCSP request: {e}"))?;
-        req.add_id(id()?).map_err(|e| format!("OCSP request: {e}"))?;
+        req.add_id(id()?)
+            .map_err(|e| format!("OCSP request: {e}"))?;
         let plain = req.to_der().map_err(|e| format!("OCSP request: {e}"))?;
         let nonce: [u8; NONCE_LEN] =
             seccf_secret::random_array().map_err(|e| format!("OCSP nonce: {e}"))?;
@@ -399,7 +406,8 @@ impl OcspChecker {
             .await
             .map_err(|_| format!("{url} did not answer within {:?}", self.timeout))??;
 
-        let resp = OcspResponse::from_der(&der).map_err(|e| format!("{url}: malformed response: {e}"))?;
+        let resp =
+            OcspResponse::from_der(&der).map_err(|e| format!("{url}: malformed response: {e}"))?;
         if resp.status() != OcspResponseStatus::SUCCESSFUL {
             return Err(format!(
                 "{url}: responder status {}",
@@ -446,22 +454,49 @@ impl OcspChecker {
         } else {
             OcspOutcome::Unknown
         };
-        let lifetime = match next_update {
-            None => Some(Duration::from_secs(self.cache_secs)),
-            Some(t) => time::parse_openssl_time(&t.to_string()).and_then(|at| {
+        // How long until nextUpdate; None when there is no nextUpdate, Some(None) when
+        // its text could not be read (then nothing is reused).
+        let until_next_update = next_update.map(|t| {
+            time::parse_openssl_time(&t.to_string()).and_then(|at| {
                 let now = SystemTime::now().duration_since(UNIX_EPOCH).ok()?.as_secs();
                 let secs = u64::try_from(at).ok()?.checked_sub(now)?;
                 Some(Duration::from_secs(secs))
-            }),
-        };
-        Ok((outcome, lifetime))
+            })
+        });
+        Ok(Answer {
+            outcome,
+            until_next_update,
+            der,
+        })
+    }
+}
+
+/// A checked OCSP answer.
+struct Answer {
+    outcome: OcspOutcome,
+    /// Time left until nextUpdate: `None` when the response has no nextUpdate,
+    /// `Some(None)` when it could not be read.
+    until_next_update: Option<Option<Duration>>,
+    /// The response as received (what a server staples).
+    der: Vec<u8>,
+}
+
+impl Answer {
+    /// How long the answer may be reused, capped at `cap`; None: not at all.
+    fn reuse_for(&self, cap: Duration) -> Option<Duration> {
+        match self.until_next_update {
+            None => Some(cap),
+            Some(left) => left.map(|l| l.min(cap)),
+        }
     }
 }
 
 fn cache_key(leaf: &X509, issuer: &X509) -> Result<[u8; 32], String> {
     let mut h = openssl::sha::Sha256::new();
     for cert in [leaf, issuer] {
-        let der = cert.to_der().map_err(|e| format!("encoding certificate: {e}"))?;
+        let der = cert
+            .to_der()
+            .map_err(|e| format!("encoding certificate: {e}"))?;
         h.update(&(der.len() as u64).to_be_bytes());
         h.update(&der);
     }

@@ -51,14 +51,15 @@ pub fn request_with_nonce(request_der: &[u8], nonce: &[u8]) -> Result<Vec<u8>, T
     let mut tbs_fields = Reader::new(tbs).map_err(&err)?;
     while let Some(field) = tbs_fields.next_tlv().map_err(&err)? {
         if field.tag == context(2) {
-            return Err(TlsError::Ocsp(
-                "OCSP request already has extensions".into(),
-            ));
+            return Err(TlsError::Ocsp("OCSP request already has extensions".into()));
         }
     }
     let extension = tlv_of(
         TAG_SEQUENCE,
-        &[&der::oid(&ARCS_NONCE), &tlv(TAG_OCTET_STRING, &nonce_extension_value(nonce))],
+        &[
+            &der::oid(&ARCS_NONCE),
+            &tlv(TAG_OCTET_STRING, &nonce_extension_value(nonce)),
+        ],
     );
     let extensions = tlv(context(2), &tlv(TAG_SEQUENCE, &extension));
     let tbs = tlv_of(TAG_SEQUENCE, &[tbs, &extensions]);
@@ -131,9 +132,17 @@ pub fn response_nonce(response_der: &[u8]) -> Result<Option<Vec<u8>>, TlsError> 
         }
         let mut parts = Reader::new(ext.content).map_err(&err)?;
         let id = parts.expect(TAG_OID).map_err(&err)?;
-        let mut value = parts.next_tlv().map_err(&err)?.ok_or(DerError::Unexpected).map_err(&err)?;
+        let mut value = parts
+            .next_tlv()
+            .map_err(&err)?
+            .ok_or(DerError::Unexpected)
+            .map_err(&err)?;
         if value.tag == TAG_BOOLEAN {
-            value = parts.next_tlv().map_err(&err)?.ok_or(DerError::Unexpected).map_err(&err)?;
+            value = parts
+                .next_tlv()
+                .map_err(&err)?
+                .ok_or(DerError::Unexpected)
+                .map_err(&err)?;
         }
         if value.tag != TAG_OCTET_STRING || !parts.is_empty() {
             return Err(err(DerError::Unexpected));
@@ -187,7 +196,10 @@ mod tests {
     #[test]
     fn response_without_bytes_has_no_nonce() {
         // OCSPResponse { responseStatus tryLater(3) }.
-        assert_eq!(response_nonce(&[0x30, 0x03, 0x0a, 0x01, 0x03]).unwrap(), None);
+        assert_eq!(
+            response_nonce(&[0x30, 0x03, 0x0a, 0x01, 0x03]).unwrap(),
+            None
+        );
         assert!(response_nonce(&[0x30, 0x03, 0x0a, 0x01]).is_err());
         assert!(response_nonce(&[]).is_err());
     }
@@ -201,8 +213,8 @@ mod tests {
 
     /// The OpenSSL CLI's nonce (testdata/ocsp/README.md).
     const CLI_NONCE: [u8; 16] = [
-        0xa4, 0xe1, 0x0b, 0xd0, 0x76, 0x5b, 0x6f, 0xfa, 0xa0, 0x7f, 0x49, 0xee, 0xbe, 0xa3,
-        0x93, 0x83,
+        0xa4, 0xe1, 0x0b, 0xd0, 0x76, 0x5b, 0x6f, 0xfa, 0xa0, 0x7f, 0x49, 0xee, 0xbe, 0xa3, 0x93,
+        0x83,
     ];
 
     #[test]
@@ -215,7 +227,10 @@ mod tests {
     fn finds_the_nonce_the_openssl_cli_responder_echoed() {
         let echoed = response_nonce(&testdata("resp-nonce.der")).unwrap();
         assert_eq!(echoed, Some(nonce_extension_value(&CLI_NONCE)));
-        assert_eq!(response_nonce(&testdata("resp-no-nonce.der")).unwrap(), None);
+        assert_eq!(
+            response_nonce(&testdata("resp-no-nonce.der")).unwrap(),
+            None
+        );
         // A request is not a response.
         assert!(response_nonce(&testdata("req-nonce.der")).is_err());
     }

@@ -81,8 +81,14 @@ mod tests {
     fn known_values() {
         assert_eq!(parse_openssl_time("Jan  1 00:00:00 1970 GMT"), Some(0));
         // 2000-02-29 12:00:00 UTC = 951825600.
-        assert_eq!(parse_openssl_time("Feb 29 12:00:00 2000 GMT"), Some(951_825_600));
-        assert_eq!(parse_openssl_time("Feb 29 12:00:00.123 2000 GMT"), Some(951_825_600));
+        assert_eq!(
+            parse_openssl_time("Feb 29 12:00:00 2000 GMT"),
+            Some(951_825_600)
+        );
+        assert_eq!(
+            parse_openssl_time("Feb 29 12:00:00.123 2000 GMT"),
+            Some(951_825_600)
+        );
         for bad in [
             "",
             "Feb 30 00:00:00 2001 GMT",

@@ -95,8 +95,7 @@ fn split_host_port(authority: &str) -> Option<(&str, u16)> {
         };
         let ok = !h.is_empty()
             && h.len() <= 253
-            && h
-                .bytes()
+            && h.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_');
         if !ok {
             return None;
@@ -120,9 +119,15 @@ mod tests {
     #[test]
     fn accepts_the_usual_forms() {
         let u = OcspUrl::parse("http://ocsp.example.org").unwrap();
-        assert_eq!((u.host.as_str(), u.port, u.path.as_str()), ("ocsp.example.org", 80, "/"));
+        assert_eq!(
+            (u.host.as_str(), u.port, u.path.as_str()),
+            ("ocsp.example.org", 80, "/")
+        );
         let u = OcspUrl::parse("HTTP://127.0.0.1:8888/ocsp/a?b=c#frag").unwrap();
-        assert_eq!((u.host.as_str(), u.port, u.path.as_str()), ("127.0.0.1", 8888, "/ocsp/a?b=c"));
+        assert_eq!(
+            (u.host.as_str(), u.port, u.path.as_str()),
+            ("127.0.0.1", 8888, "/ocsp/a?b=c")
+        );
         assert_eq!(u.host_header(), "127.0.0.1:8888");
         assert_eq!(u.to_string(), "http://127.0.0.1:8888/ocsp/a?b=c");
         let u = OcspUrl::parse("http://[::1]:2560").unwrap();

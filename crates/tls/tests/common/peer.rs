@@ -117,7 +117,9 @@ pub async fn connect_retry(port: u16) -> tokio::net::TcpStream {
     loop {
         match tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
             Ok(s) => return s,
-            Err(e) if Instant::now() > deadline => panic!("peer on port {port} never listened: {e}"),
+            Err(e) if Instant::now() > deadline => {
+                panic!("peer on port {port} never listened: {e}")
+            }
             Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
         }
     }
