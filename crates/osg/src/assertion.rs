@@ -170,6 +170,11 @@ impl AssertionSigner {
         &self.kid
     }
 
+    /// Lifetime of issued assertions, seconds.
+    pub fn ttl_secs(&self) -> i64 {
+        self.ttl_secs
+    }
+
     /// The issuer placed in `iss`.
     pub fn issuer(&self) -> &str {
         &self.issuer

@@ -66,6 +66,41 @@ struct ConnCtx {
     auth: ConnAuth,
     suite: u16,
     activity: Arc<Activity>,
+    /// The last assertion issued on this connection: (subject key, token, iat).
+    assertion: std::sync::Mutex<Option<(String, Arc<str>, i64)>>,
+}
+
+impl ConnCtx {
+    /// An assertion for `p`, reused on this connection while it is younger than half
+    /// its lifetime. ECDSA signing per request would cost more than the rest of the
+    /// proxying; a resource therefore sees one token (one `jti`) for the requests of one
+    /// connection within that window, never across connections or subjects.
+    fn assertion(&self, shared: &Shared, p: &Principal, aud: &str, now: i64) -> Option<Arc<str>> {
+        let key = format!(
+            "{}\n{}\n{}",
+            p.method.label(),
+            p.identity,
+            p.btid.as_deref().unwrap_or("")
+        );
+        let half_ttl = shared.signer.ttl_secs() / 2;
+        if let Ok(cache) = self.assertion.lock() {
+            if let Some((k, jwt, iat)) = cache.as_ref() {
+                if *k == key && now >= *iat && now - *iat < half_ttl {
+                    return Some(jwt.clone());
+                }
+            }
+        }
+        let jwt: Arc<str> = shared
+            .signer
+            .issue(&p.identity, aud, p.method.label(), p.btid.as_deref(), now)
+            .map_err(|e| tracing::warn!(error = %e, "assertion signing failed"))
+            .ok()?
+            .into();
+        if let Ok(mut cache) = self.assertion.lock() {
+            *cache = Some((key, jwt.clone(), now));
+        }
+        Some(jwt)
+    }
 }
 
 impl HttpsProxy {
@@ -131,6 +166,7 @@ impl HttpsProxy {
             auth,
             suite,
             activity: activity.clone(),
+            assertion: std::sync::Mutex::new(None),
         });
         let io = TokioIo::new(Tracked::new(stream, activity.clone()));
         let this = self.clone();
@@ -401,18 +437,9 @@ impl HttpsProxy {
                 .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
         });
         strip_client_identity_headers(&mut parts.headers);
-        let assertion = self
-            .shared
-            .signer
-            .issue(
-                &principal.identity,
-                &self.upstream,
-                principal.method.label(),
-                principal.btid.as_deref(),
-                now,
-            )
-            .map_err(|e| tracing::warn!(error = %e, "assertion signing failed"))
-            .ok();
+        // The body is already complete: the upstream must not be asked to send 100.
+        parts.headers.remove(http::header::EXPECT);
+        let assertion = ctx.assertion(&self.shared, principal, &self.upstream, now);
         set_identity_headers(
             &mut parts.headers,
             principal,

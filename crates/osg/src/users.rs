@@ -252,14 +252,27 @@ mod tests {
         let header = format!(
             "Digest username=\"{}\", realm=\"{}\", uri=\"{}\", algorithm=SHA-256, \
              nonce=\"{}\", nc={}, cnonce=\"{}\", qop={}, response=\"{}\", opaque=\"{}\"",
-            v["username"], v["realm"], v["uri"], v["nonce"], v["nc"], v["cnonce"], v["qop"],
-            v["response"], v["opaque"]
+            v["username"],
+            v["realm"],
+            v["uri"],
+            v["nonce"],
+            v["nc"],
+            v["cnonce"],
+            v["qop"],
+            v["response"],
+            v["opaque"]
         );
         let creds = Credentials::parse(&header).unwrap();
         verify_ha1(&creds, &ha1, v["method"], b"").unwrap();
         let wrong = sha256_ha1(v["username"], v["realm"], b"Circle of life");
-        assert_eq!(verify_ha1(&creds, &wrong, v["method"], b""), Err(DigestError::Mismatch));
-        assert_eq!(verify_ha1(&creds, &ha1, "POST", b""), Err(DigestError::Mismatch));
+        assert_eq!(
+            verify_ha1(&creds, &wrong, v["method"], b""),
+            Err(DigestError::Mismatch)
+        );
+        assert_eq!(
+            verify_ha1(&creds, &ha1, "POST", b""),
+            Err(DigestError::Mismatch)
+        );
     }
 
     #[test]

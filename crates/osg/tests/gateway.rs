@@ -238,6 +238,7 @@ async fn stale_nonce_and_plain_users() {
 async fn psk_tls_12_and_13_through_the_seccf_tls_client() {
     let env = Env::start().await;
     let t = env.terminal().await;
+    let mut tokens = Vec::new();
     for (max, ciphers) in [
         (Some(PskTlsVersion::Tls12), Some("PSK-AES128-GCM-SHA256")),
         (
@@ -268,10 +269,16 @@ async fn psk_tls_12_and_13_through_the_seccf_tls_client() {
         )
         .unwrap();
         assert_eq!(claims.amr, vec!["psk-tls"]);
-        // Keep-alive: a second request on the same connection.
+        // Keep-alive: a second request on the same connection reuses the assertion
+        // (within half its lifetime); another connection gets its own.
         let r = send(&mut s, "GET", "/psk2", &[], b"").await;
         assert_eq!(r.status, 200);
+        let again = env.last_upstream().await;
+        assert_eq!(again["headers"][ASSERTION], seen["headers"][ASSERTION]);
+        tokens.push(seen["headers"][ASSERTION].as_str().unwrap().to_string());
     }
+    tokens.dedup();
+    assert_eq!(tokens.len(), 3, "one assertion per connection");
     // Wrong key: the handshake fails.
     let bad = env.psk_connector(&t, Some(PskTlsVersion::Tls12), None, true);
     assert!(psk_connect(env.addr("psk"), &bad).await.is_err());
@@ -540,6 +547,36 @@ async fn garbage_and_half_open_clients_do_not_stall_others() {
             .await
             >= 5.0
     );
+    // Slowloris after the handshake: an unfinished request head is cut after
+    // header_read_timeout_secs (3 s here) while others are served.
+    let mut slow = tls_connect(addr, &env.connector(None, false))
+        .await
+        .unwrap();
+    slow.write_all(b"GET / HTTP/1.1\r\nHost: naf.osg.test\r\nX-Slow: 1")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let mut s = h1(tls_connect(addr, &env.connector(None, false))
+        .await
+        .unwrap())
+    .await;
+    assert_eq!(send(&mut s, "GET", "/", &[GBA_UA], b"").await.status, 401);
+    let mut buf = [0u8; 256];
+    let cut = tokio::time::timeout(Duration::from_secs(6), async {
+        loop {
+            match slow.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {} // hyper may answer 408 before closing
+            }
+        }
+    })
+    .await;
+    assert!(cut.is_ok(), "slow request head cut");
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
     // Oversized request head: refused without harming the server.
     let mut s = h1(tls_connect(addr, &env.connector(None, false))
         .await
@@ -641,10 +678,17 @@ async fn psk_with_oma_ua_ids() {
     for max in [Some(PskTlsVersion::Tls12), None] {
         let c = env.psk_connector_org(&t, max, None, false, true);
         let mut s = h1(psk_connect(env.addr("psk-oma"), &c).await.unwrap()).await;
-        assert_eq!(send(&mut s, "GET", "/", &[], b"").await.status, 200, "{max:?}");
+        assert_eq!(
+            send(&mut s, "GET", "/", &[], b"").await.status,
+            200,
+            "{max:?}"
+        );
         // 3GPP ids do not open the OMA listener.
         let c = env.psk_connector(&t, max, None, false);
-        assert!(psk_connect(env.addr("psk-oma"), &c).await.is_err(), "{max:?}");
+        assert!(
+            psk_connect(env.addr("psk-oma"), &c).await.is_err(),
+            "{max:?}"
+        );
     }
     env.stop().await;
 }
@@ -662,7 +706,12 @@ async fn ocsp_responder_down_soft_and_hard_fail() {
             ..Options::default()
         })
         .await;
-        let mut s = h1(tls_connect(env.addr("mtls"), &env.connector(Some("client-1"), false)).await.unwrap()).await;
+        let mut s = h1(
+            tls_connect(env.addr("mtls"), &env.connector(Some("client-1"), false))
+                .await
+                .unwrap(),
+        )
+        .await;
         let status = send(&mut s, "GET", "/", &[], b"").await.status;
         assert_eq!(status, if hard { 403 } else { 200 }, "hard_fail = {hard}");
         env.stop().await;
@@ -715,7 +764,10 @@ async fn idle_connections_and_tunnels_are_closed_and_the_connection_limit_holds(
     // An idle keep-alive HTTPS connection is closed after the idle timeout.
     let c = env.psk_connector(&t, None, None, false);
     let mut stream = psk_connect(env.addr("psk"), &c).await.unwrap();
-    stream.write_all(b"GET / HTTP/1.1\r\nHost: naf.osg.test\r\n\r\n").await.unwrap();
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: naf.osg.test\r\n\r\n")
+        .await
+        .unwrap();
     let mut buf = vec![0u8; 4096];
     let n = stream.read(&mut buf).await.unwrap();
     assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
@@ -730,7 +782,11 @@ async fn idle_connections_and_tunnels_are_closed_and_the_connection_limit_holds(
     })
     .await;
     assert!(closed.is_ok(), "idle HTTPS connection closed");
-    assert!(start.elapsed() >= Duration::from_millis(900), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        start.elapsed()
+    );
     // An idle tunnel too.
     let mut tunnel = psk_connect(env.addr("tunnel"), &c).await.unwrap();
     tunnel.write_all(b"x").await.unwrap();
@@ -748,11 +804,20 @@ async fn idle_connections_and_tunnels_are_closed_and_the_connection_limit_holds(
     assert!(closed.is_ok(), "idle tunnel closed");
     // max_connections = 3: a fourth simultaneous connection is closed at accept.
     let held: Vec<_> = futures_hold(env.addr("digest"), 3).await;
-    let mut extra = tokio::net::TcpStream::connect(env.addr("digest")).await.unwrap();
-    let n = tokio::time::timeout(Duration::from_secs(2), extra.read(&mut buf)).await.unwrap().unwrap_or(0);
+    let mut extra = tokio::net::TcpStream::connect(env.addr("digest"))
+        .await
+        .unwrap();
+    let n = tokio::time::timeout(Duration::from_secs(2), extra.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap_or(0);
     assert_eq!(n, 0, "over-limit connection closed");
     drop(held);
-    assert!(env.metric("seccf_osg_connections_total{listener=\"digest\",result=\"over_limit\"}").await >= 1.0);
+    assert!(
+        env.metric("seccf_osg_connections_total{listener=\"digest\",result=\"over_limit\"}")
+            .await
+            >= 1.0
+    );
     env.stop().await;
 }
 

@@ -71,23 +71,51 @@ async fn openssl_s_client_psk_tls12_and_tls13() {
     let key12 = hex::encode(t.naf_key(UaSecurityProtocolId::tls_3gpp(0x00A8)).expose());
     let out = run(
         s(&[
-            "openssl", "s_client", "-connect", &addr, "-tls1_2", "-cipher",
-            "PSK-AES128-GCM-SHA256", "-psk_identity", &identity, "-psk", &key12, "-ign_eof",
-            "-servername", NAF_FQDN,
+            "openssl",
+            "s_client",
+            "-connect",
+            &addr,
+            "-tls1_2",
+            "-cipher",
+            "PSK-AES128-GCM-SHA256",
+            "-psk_identity",
+            &identity,
+            "-psk",
+            &key12,
+            "-ign_eof",
+            "-servername",
+            NAF_FQDN,
         ]),
         REQUEST,
     )
     .await;
-    assert!(out.contains("PSK identity hint: 3GPP-bootstrapping"), "{out}");
+    assert!(
+        out.contains("PSK identity hint: 3GPP-bootstrapping"),
+        "{out}"
+    );
     assert!(out.contains("HTTP/1.1 200 OK"), "{out}");
-    assert!(out.contains(&t.impi), "asserted identity echoed by the resource: {out}");
+    assert!(
+        out.contains(&t.impi),
+        "asserted identity echoed by the resource: {out}"
+    );
     // TLS 1.3, TLS_AES_128_GCM_SHA256: NAF_Id = FQDN || 01 00 00 00 07.
     let key13 = hex::encode(t.naf_key(UaSecurityProtocolId::TLS13_SHARED_KEY).expose());
     let out = run(
         s(&[
-            "openssl", "s_client", "-connect", &addr, "-tls1_3", "-ciphersuites",
-            "TLS_AES_128_GCM_SHA256", "-psk_identity", &identity, "-psk", &key13, "-ign_eof",
-            "-servername", NAF_FQDN,
+            "openssl",
+            "s_client",
+            "-connect",
+            &addr,
+            "-tls1_3",
+            "-ciphersuites",
+            "TLS_AES_128_GCM_SHA256",
+            "-psk_identity",
+            &identity,
+            "-psk",
+            &key13,
+            "-ign_eof",
+            "-servername",
+            NAF_FQDN,
         ]),
         REQUEST,
     )
@@ -96,8 +124,18 @@ async fn openssl_s_client_psk_tls12_and_tls13() {
     // A bare B-TID identity works too; the wrong key does not.
     let out = run(
         s(&[
-            "openssl", "s_client", "-connect", &addr, "-tls1_2", "-cipher",
-            "PSK-AES128-GCM-SHA256", "-psk_identity", &t.btid, "-psk", &key13, "-ign_eof",
+            "openssl",
+            "s_client",
+            "-connect",
+            &addr,
+            "-tls1_2",
+            "-cipher",
+            "PSK-AES128-GCM-SHA256",
+            "-psk_identity",
+            &t.btid,
+            "-psk",
+            &key13,
+            "-ign_eof",
         ]),
         REQUEST,
     )
@@ -117,8 +155,15 @@ async fn gnutls_cli_psk_tls12() {
     let key = hex::encode(t.naf_key(UaSecurityProtocolId::tls_3gpp(0x00A8)).expose());
     let out = run(
         s(&[
-            "gnutls-cli", "-p", &port, "127.0.0.1", "--pskusername",
-            &format!("3GPP-bootstrapping.{}", t.btid), "--pskkey", &key, "--priority",
+            "gnutls-cli",
+            "-p",
+            &port,
+            "127.0.0.1",
+            "--pskusername",
+            &format!("3GPP-bootstrapping.{}", t.btid),
+            "--pskkey",
+            &key,
+            "--priority",
             "NORMAL:-VERS-ALL:+VERS-TLS1.2:-KX-ALL:+PSK:-CIPHER-ALL:+AES-128-GCM",
         ]),
         REQUEST,
@@ -146,23 +191,56 @@ async fn curl_digest_and_client_certificate() {
     let user = format!("{}:{pw}", t.btid);
     let out = run(
         s(&[
-            "curl", "-sS", "-i", "--cacert", &ca, "--resolve", &resolve, "--tls-max", "1.2",
-            "--ciphers", "ECDHE-ECDSA-AES128-GCM-SHA256", "--digest", "-u", &user, "-A",
-            "curl 3gpp-gba", &url,
+            "curl",
+            "-sS",
+            "-i",
+            "--cacert",
+            &ca,
+            "--resolve",
+            &resolve,
+            "--tls-max",
+            "1.2",
+            "--ciphers",
+            "ECDHE-ECDSA-AES128-GCM-SHA256",
+            "--digest",
+            "-u",
+            &user,
+            "-A",
+            "curl 3gpp-gba",
+            &url,
         ]),
         b"",
     )
     .await;
     // curl negotiates HTTP/2 through ALPN.
-    assert!(out.contains("HTTP/2 401") && out.contains("HTTP/2 200"), "{out}");
+    assert!(
+        out.contains("HTTP/2 401") && out.contains("HTTP/2 200"),
+        "{out}"
+    );
     assert!(out.contains(&t.impi), "{out}");
-    assert!(out.to_ascii_lowercase().contains("authentication-info"), "{out}");
+    assert!(
+        out.to_ascii_lowercase().contains("authentication-info"),
+        "{out}"
+    );
     // Wrong password: 401.
     let out = run(
         s(&[
-            "curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--cacert", &ca,
-            "--resolve", &resolve, "--digest", "-u", &format!("{}:x", t.btid), "-A",
-            "curl 3gpp-gba", &url,
+            "curl",
+            "-sS",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--cacert",
+            &ca,
+            "--resolve",
+            &resolve,
+            "--digest",
+            "-u",
+            &format!("{}:x", t.btid),
+            "-A",
+            "curl 3gpp-gba",
+            &url,
         ]),
         b"",
     )
@@ -172,15 +250,25 @@ async fn curl_digest_and_client_certificate() {
     let mport = env.addr("mtls").port();
     let out = run(
         s(&[
-            "curl", "-sS", "--cacert", &ca, "--resolve", &format!("{NAF_FQDN}:{mport}:127.0.0.1"),
-            "--cert", &env.path("client-1.pem").display().to_string(), "--key",
+            "curl",
+            "-sS",
+            "--cacert",
+            &ca,
+            "--resolve",
+            &format!("{NAF_FQDN}:{mport}:127.0.0.1"),
+            "--cert",
+            &env.path("client-1.pem").display().to_string(),
+            "--key",
             &env.path("client-1.key").display().to_string(),
             &format!("https://{NAF_FQDN}:{mport}/m"),
         ]),
         b"",
     )
     .await;
-    assert!(out.contains("\"x-3gpp-asserted-identity\":\"client-1\""), "{out}");
+    assert!(
+        out.contains("\"x-3gpp-asserted-identity\":\"client-1\""),
+        "{out}"
+    );
     env.stop().await;
 }
 
@@ -218,9 +306,17 @@ async fn mutual_tls_with_the_openssl_ocsp_responder() {
     let good = seccf_tls::pki::issue_client_cert_with(&env.ca, "ocsp-good", 2, &aia).unwrap();
     let revoked = seccf_tls::pki::issue_client_cert_with(&env.ca, "ocsp-revoked", 2, &aia).unwrap();
     let responder = seccf_tls::pki::issue_ocsp_responder_cert(&env.ca, "responder", 2).unwrap();
-    for (n, ck) in [("ocsp-good", &good), ("ocsp-revoked", &revoked), ("responder", &responder)] {
-        seccf_tls::pki::write_pem_pair(ck, &env.path(&format!("{n}.pem")), &env.path(&format!("{n}.key")))
-            .unwrap();
+    for (n, ck) in [
+        ("ocsp-good", &good),
+        ("ocsp-revoked", &revoked),
+        ("responder", &responder),
+    ] {
+        seccf_tls::pki::write_pem_pair(
+            ck,
+            &env.path(&format!("{n}.pem")),
+            &env.path(&format!("{n}.key")),
+        )
+        .unwrap();
     }
     // OpenSSL CA database: status, expiry, revocation date[,reason], serial, file, subject.
     std::fs::write(
@@ -259,14 +355,31 @@ async fn mutual_tls_with_the_openssl_ocsp_responder() {
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    let mut s = h1(tls_connect(env.addr("mtls"), &env.connector(Some("ocsp-good"), false)).await.unwrap()).await;
+    let mut s = h1(
+        tls_connect(env.addr("mtls"), &env.connector(Some("ocsp-good"), false))
+            .await
+            .unwrap(),
+    )
+    .await;
     let r = send(&mut s, "GET", "/", &[], b"").await;
     assert_eq!(r.status, 200, "{:?}", r.body);
-    let mut s = h1(tls_connect(env.addr("mtls"), &env.connector(Some("ocsp-revoked"), false)).await.unwrap()).await;
+    let mut s = h1(tls_connect(
+        env.addr("mtls"),
+        &env.connector(Some("ocsp-revoked"), false),
+    )
+    .await
+    .unwrap())
+    .await;
     let r = send(&mut s, "GET", "/", &[], b"").await;
     assert_eq!(r.status, 403);
     assert!(String::from_utf8_lossy(&r.body).contains("revoked"));
-    assert!(env.metric("seccf_osg_auth_decisions_total{listener=\"mtls\",method=\"mtls\",result=\"revoked\"}").await >= 1.0);
+    assert!(
+        env.metric(
+            "seccf_osg_auth_decisions_total{listener=\"mtls\",method=\"mtls\",result=\"revoked\"}"
+        )
+        .await
+            >= 1.0
+    );
     env.stop().await;
 }
 
@@ -277,7 +390,8 @@ fn listening(port: u16) -> bool {
         std::fs::read_to_string(f).is_ok_and(|t| {
             t.lines().any(|l| {
                 let cols: Vec<&str> = l.split_whitespace().collect();
-                cols.get(1).is_some_and(|local| format!("{local} ").ends_with(&needle))
+                cols.get(1)
+                    .is_some_and(|local| format!("{local} ").ends_with(&needle))
                     && cols.get(3) == Some(&"0A")
             })
         })
