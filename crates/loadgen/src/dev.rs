@@ -26,6 +26,15 @@ pub struct DevJson {
     pub naf_client: DevNafClient,
     /// The demo GBA_ME subscriber.
     pub subscriber: DevSubscriber,
+    /// The dev gateway (subset).
+    pub osg: DevOsg,
+}
+
+/// The dev gateway (subset).
+#[derive(Deserialize)]
+pub struct DevOsg {
+    /// The NAF FQDN the gateway derives keys for (clients connect to this name).
+    pub fqdn: String,
 }
 
 /// KMC endpoints (subset).

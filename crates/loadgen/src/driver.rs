@@ -2,8 +2,8 @@
 //!
 //! Each worker runs one operation at a time, back to back (a closed loop: the offered
 //! load is whatever the server sustains at that concurrency). A run ends at the first of:
-//! the duration elapsed, the operation budget spent, or Ctrl-C. Peers added later
-//! (stunnel, nginx, …) only need a new [`Worker`] implementation.
+//! the duration elapsed, the operation budget spent, or Ctrl-C. The gateway scenarios
+//! (OSG, stunnel, nginx) are further [`Worker`] implementations.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -171,6 +171,63 @@ pub struct Report {
     /// crypto only: Ks plus one Ks_NAF KDF alone, per second.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kdf_per_sec: Option<f64>,
+    /// Gateway scenarios: what served the load (`osg-psk`, `stunnel`, `nginx-apr1`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<String>,
+    /// Gateway scenarios: the TLS version and suite every connection negotiated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<String>,
+    /// Bulk scenarios: payload bytes sent, and echoed back, per operation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes_per_op: Option<u64>,
+    /// Bulk scenarios: payload megabytes (10^6 bytes) per second in each direction.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mb_per_sec: Option<f64>,
+    /// Connection-reusing scenarios: connections opened during the measurement (after
+    /// the warm-up ones), so a peer that closes keep-alive connections shows up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new_connections: Option<u64>,
+    /// CPU time of the processes named with `--cpu-pid` during the measurement.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<CpuReport>,
+}
+
+/// CPU use during a measurement, from `/proc` (user + system time of every thread).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct CpuReport {
+    /// Wall time between the two samples, seconds.
+    pub wall_secs: f64,
+    /// Logical CPUs of the machine.
+    pub cpus: usize,
+    /// CPU-seconds the whole machine spent working.
+    pub machine_busy_secs: f64,
+    /// The load generator itself (this process).
+    pub load_generator_secs: f64,
+    /// Each label given with `--cpu-pid` (processes with the same label summed).
+    pub processes: Vec<ProcessCpu>,
+    /// Work by every other process on the machine (busy minus the above, at least 0).
+    pub other_secs: f64,
+}
+
+/// CPU-seconds of one labelled group of processes.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ProcessCpu {
+    /// The label (`gateway`, `upstream`, …).
+    pub label: String,
+    /// The process ids summed under it.
+    pub pids: Vec<u32>,
+    /// CPU-seconds used during the measurement.
+    pub cpu_secs: f64,
+}
+
+impl CpuReport {
+    /// CPU-seconds of `label`, if it was measured.
+    pub fn secs_of(&self, label: &str) -> Option<f64> {
+        self.processes
+            .iter()
+            .find(|p| p.label == label)
+            .map(|p| p.cpu_secs)
+    }
 }
 
 impl Report {
@@ -198,7 +255,19 @@ impl Report {
             error_samples: outcome.error_samples.clone(),
             milenage_per_sec: None,
             kdf_per_sec: None,
+            gateway: None,
+            tls: None,
+            bytes_per_op: None,
+            mb_per_sec: None,
+            new_connections: None,
+            cpu: None,
         }
+    }
+
+    /// CPU-milliseconds `label` spent per successful operation.
+    pub fn cpu_ms_per_op(&self, label: &str) -> Option<f64> {
+        let secs = self.cpu.as_ref()?.secs_of(label)?;
+        (self.ops > 0).then(|| secs * 1000.0 / self.ops as f64)
     }
 
     /// The one-line human summary (for stderr).
@@ -220,6 +289,16 @@ impl Report {
         }
         if let Some(k) = self.kdf_per_sec {
             s.push_str(&format!("; KDF alone {k:.0}/s"));
+        }
+        if let Some(m) = self.mb_per_sec {
+            s.push_str(&format!("; {m:.1} MB/s each way"));
+        }
+        if let Some(c) = &self.cpu {
+            for p in &c.processes {
+                if let Some(ms) = self.cpu_ms_per_op(&p.label) {
+                    s.push_str(&format!("; {} {ms:.3} CPU-ms/op", p.label));
+                }
+            }
         }
         if let Some(e) = self.error_samples.first() {
             s.push_str(&format!("; first error: {e}"));

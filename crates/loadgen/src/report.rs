@@ -1,5 +1,10 @@
-//! `report`: turns result lines (the JSON this tool prints) into a Markdown table, so
-//! `bench/run.sh` needs no JSON tooling and later peer comparisons share one format.
+//! `report` and `compare`: turn result lines (the JSON this tool prints) into Markdown
+//! tables, so `bench/run.sh` needs no JSON tooling.
+//!
+//! `compare` pairs every OSG result with every peer result of the same scenario and TLS
+//! version and puts the ratio next to the acceptance target: the OSG at least matches
+//! stunnel (handshakes/s, bulk MB/s) and reaches at least 0.8× nginx (keep-alive
+//! requests/s).
 
 use std::io::Read;
 use std::path::Path;
@@ -51,7 +56,8 @@ pub fn fmt_ms(v: f64) -> String {
     format!("{v:.decimals$}")
 }
 
-fn fmt_rate(v: f64) -> String {
+/// A rate: no decimals from 100 up, one below.
+pub fn fmt_rate(v: f64) -> String {
     if v >= 100.0 {
         format!("{v:.0}")
     } else {
@@ -93,6 +99,143 @@ pub fn markdown(results: &[Report]) -> String {
                 fmt_rate(k)
             ));
         }
+    }
+    s
+}
+
+/// The acceptance target of a scenario, as a minimum ratio OSG ÷ peer.
+pub fn target_ratio(scenario: &str) -> Option<f64> {
+    match scenario {
+        "tls-handshake" | "tls-bulk" => Some(1.0),
+        "https-keepalive" => Some(0.8),
+        _ => None,
+    }
+}
+
+/// True for results of the gateway under test (labels `osg`, `osg-…`).
+fn is_osg(r: &Report) -> bool {
+    r.gateway
+        .as_deref()
+        .is_some_and(|g| g == "osg" || g.starts_with("osg-"))
+}
+
+/// The TLS version word of a result (`TLSv1.3 …` → `TLSv1.3`).
+fn tls_version(r: &Report) -> &str {
+    r.tls
+        .as_deref()
+        .and_then(|t| t.split_whitespace().next())
+        .unwrap_or("")
+}
+
+/// The compared quantity of a result and its unit.
+fn headline(r: &Report) -> (f64, &'static str) {
+    match (r.scenario.as_str(), r.mb_per_sec) {
+        ("tls-bulk", Some(m)) => (m, "MB/s"),
+        ("tls-handshake", _) => (r.ops_per_sec, "handshakes/s"),
+        ("https-keepalive", _) => (r.ops_per_sec, "requests/s"),
+        _ => (r.ops_per_sec, "ops/s"),
+    }
+}
+
+fn measure_name(scenario: &str) -> &'static str {
+    match scenario {
+        "tls-handshake" => "New PSK-TLS tunnels (handshakes/s)",
+        "tls-bulk" => "Bulk through a PSK-TLS tunnel (MB/s each way)",
+        "https-keepalive" => "Keep-alive authenticated HTTPS (requests/s)",
+        _ => "other",
+    }
+}
+
+fn fmt_cpu(v: Option<f64>) -> String {
+    v.map(|ms| format!("{ms:.3}")).unwrap_or_else(|| "–".into())
+}
+
+/// The "OSG versus peers" table: one row per (OSG result, peer result) pair of the
+/// same scenario and TLS version, in input order.
+pub fn compare_markdown(results: &[Report]) -> String {
+    let mut s = String::from(
+        "| Measure | TLS | OSG | OSG result | Peer | Peer result | OSG ÷ peer | Target | Met | Gateway CPU-ms per op, OSG / peer |\n\
+         |---|---|---|---:|---|---:|---:|---:|---|---:|\n",
+    );
+    for osg in results.iter().filter(|r| is_osg(r)) {
+        for peer in results.iter().filter(|p| {
+            !is_osg(p)
+                && p.gateway.is_some()
+                && p.scenario == osg.scenario
+                && tls_version(p) == tls_version(osg)
+        }) {
+            let (a, unit) = headline(osg);
+            let (b, _) = headline(peer);
+            let ratio = (b > 0.0).then(|| a / b);
+            let target = target_ratio(&osg.scenario);
+            let met = match (ratio, target) {
+                (Some(r), Some(t)) if r >= t => "yes",
+                (Some(_), Some(_)) => "**no**",
+                _ => "–",
+            };
+            let errors = if osg.errors > 0 || peer.errors > 0 {
+                format!(" (errors: {} / {})", osg.errors, peer.errors)
+            } else {
+                String::new()
+            };
+            s.push_str(&format!(
+                "| {} | {} | {} | {} {unit} | {} | {} {unit} | **{}** | {} | {met}{errors} | {} / {} |\n",
+                measure_name(&osg.scenario),
+                cell(tls_version(osg)),
+                cell(osg.gateway.as_deref().unwrap_or("")),
+                fmt_rate(a),
+                cell(peer.gateway.as_deref().unwrap_or("")),
+                fmt_rate(b),
+                ratio.map(|r| format!("{r:.2}")).unwrap_or_else(|| "–".into()),
+                target.map(|t| format!("≥ {t:.2}")).unwrap_or_else(|| "–".into()),
+                fmt_cpu(osg.cpu_ms_per_op("gateway")),
+                fmt_cpu(peer.cpu_ms_per_op("gateway")),
+            ));
+        }
+    }
+    s
+}
+
+/// Every gateway run in detail: throughput, latency, errors and where the CPU went.
+pub fn runs_markdown(results: &[Report]) -> String {
+    let opt_ms = |v: Option<f64>| v.map(fmt_ms).unwrap_or_else(|| "–".into());
+    let mut s = String::from(
+        "| Scenario | Gateway | TLS | Conc. | Ops | Ops/s | MB/s | p50 (ms) | p99 (ms) | Errors | New conns | CPU-ms/op gateway | upstream | seccf-load | Other processes |\n\
+         |---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for r in results.iter().filter(|r| r.gateway.is_some()) {
+        let own = r
+            .cpu
+            .as_ref()
+            .and_then(|c| (r.ops > 0).then(|| c.load_generator_secs * 1000.0 / r.ops as f64));
+        let other = r.cpu.as_ref().map(|c| {
+            let cap = c.wall_secs * c.cpus as f64;
+            if cap > 0.0 {
+                format!("{:.0} %", 100.0 * c.other_secs / cap)
+            } else {
+                "–".into()
+            }
+        });
+        s.push_str(&format!(
+            "| {} | {} | {} | {} | {} | **{}** | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            cell(&r.scenario),
+            cell(r.gateway.as_deref().unwrap_or("")),
+            cell(r.tls.as_deref().unwrap_or("")),
+            r.concurrency,
+            r.ops,
+            fmt_rate(r.ops_per_sec),
+            r.mb_per_sec.map(fmt_rate).unwrap_or_else(|| "–".into()),
+            opt_ms(r.p50_ms),
+            opt_ms(r.p99_ms),
+            r.errors,
+            r.new_connections
+                .map(|n| n.to_string())
+                .unwrap_or_else(|| "–".into()),
+            fmt_cpu(r.cpu_ms_per_op("gateway")),
+            fmt_cpu(r.cpu_ms_per_op("upstream")),
+            fmt_cpu(own),
+            other.unwrap_or_else(|| "–".into()),
+        ));
     }
     s
 }

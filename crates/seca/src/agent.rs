@@ -403,7 +403,8 @@ fn derive_naf_key(
 /// card in whatever state the command left it; the card answers the next command
 /// on its own terms, so the poison flag is not a reason to refuse it.
 fn lock_card<U>(card: &Mutex<U>) -> MutexGuard<'_, U> {
-    card.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    card.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Whether the card's EF_GBABP names this context.

@@ -380,7 +380,9 @@ pub(crate) async fn read_response(
         return Err(too_large(max_body));
     }
     let collected = Limited::new(body, max_body).collect().await.map_err(|e| {
-        if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+        if e.downcast_ref::<http_body_util::LengthLimitError>()
+            .is_some()
+        {
             too_large(max_body)
         } else {
             SecaError::Http(format!("reading response body: {e}"))

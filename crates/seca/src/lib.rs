@@ -10,12 +10,18 @@
 //!   HTTPS ([`http`], a small bounded hyper client), keeps the resulting
 //!   [`BootstrapContext`] in memory and, with a state directory, sealed at rest
 //!   (AES-256-GCM, bound to the IMPI), and derives the ME-side NAF key
-//!   (Ks_NAF for GBA_ME, Ks_ext_NAF from the card for GBA_U).
+//!   (Ks_NAF for GBA_ME, Ks_ext_NAF from the card for GBA_U), also through a
+//!   [`NafKeyDeriver`] that synchronous TLS callbacks can call.
+//! - [`gateway`]: the Ua side towards SEC_CF gateways (SEC-1, TS 33.222): an HTTP(S)
+//!   client that bootstraps when needed, offers PSK-TLS and certificate TLS in one
+//!   handshake, answers GBA Digest challenges, and bootstraps again once when a gateway
+//!   refuses the B-TID; the NAF_Id rules of each case are in [`gateway::ua`].
+//! - [`tunnel`]: a local TCP port forwarded over PSK-TLS to a gateway's TCP listener.
 //!
-//! What it does not do: it is not a BSF or a NAF, it does not speak Ua itself (PSK-TLS,
-//! Digest towards gateways are for later code that takes [`Agent::naf_key`]), it has no
-//! TMPI support (the initial request always carries the IMPI), no GBA push, no 2G GBA
-//! or GBA_Digest, and no PC/SC: the card is whatever implements
+//! What it does not do: it is not a BSF or a NAF; it has no TMPI support (the initial
+//! request always carries the IMPI), no GBA push, no 2G GBA, GBA_Digest or AKMA, no
+//! Ks_int_NAF use (`3GPP-bootstrapping-uicc`), no mutual certificate TLS towards
+//! gateways, no DTLS, SIP or HTTP/2, and no PC/SC: the card is whatever implements
 //! [`seccf_uicc::CardTransport`].
 //!
 //! Secrets (RES, CK, IK, Ks, NAF keys, the state key) are held in `seccf_secret`

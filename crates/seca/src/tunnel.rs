@@ -43,7 +43,9 @@ use tokio_openssl::SslStream;
 use crate::agent::Agent;
 use crate::error::SecaError;
 use crate::gateway::keys::{KeyKeeper, Keys};
-use crate::gateway::tls::{self, psk_connector, should_rebootstrap, GbaPskKeys, Negotiated, Versions};
+use crate::gateway::tls::{
+    self, psk_connector, should_rebootstrap, GbaPskKeys, Negotiated, Versions,
+};
 use crate::gateway::ua::UaOrg;
 
 /// Longest `host:port` accepted for the remote end.
@@ -115,7 +117,9 @@ pub fn parse_remote(text: &str) -> Result<Remote, SecaError> {
         return Err(bad("has spaces, control or non-ASCII characters"));
     }
     let (host, port) = if let Some(rest) = text.strip_prefix('[') {
-        let (inside, after) = rest.split_once(']').ok_or_else(|| bad("has an unterminated IPv6 literal"))?;
+        let (inside, after) = rest
+            .split_once(']')
+            .ok_or_else(|| bad("has an unterminated IPv6 literal"))?;
         if inside.parse::<std::net::Ipv6Addr>().is_err() {
             return Err(bad("has an invalid IPv6 literal"));
         }
@@ -234,12 +238,13 @@ where
         }
     }
     drop(local);
-    let drained = tokio::time::timeout(grace, async {
-        while tasks.join_next().await.is_some() {}
-    })
-    .await;
+    let drained =
+        tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;
     if drained.is_err() {
-        tracing::info!(cut = tasks.len(), "shutdown grace over; cutting tunnel connections");
+        tracing::info!(
+            cut = tasks.len(),
+            "shutdown grace over; cutting tunnel connections"
+        );
         tasks.shutdown().await;
     }
     Ok(())
@@ -258,7 +263,13 @@ async fn serve_connection<T: CardTransport + 'static>(
             return;
         }
     };
-    let (up, down, idle) = relay(local, remote, shared.cfg.buffer_size, shared.cfg.idle_timeout).await;
+    let (up, down, idle) = relay(
+        local,
+        remote,
+        shared.cfg.buffer_size,
+        shared.cfg.idle_timeout,
+    )
+    .await;
     tracing::debug!(%peer, up, down, idle, "tunnel connection closed");
 }
 
@@ -277,8 +288,18 @@ async fn open_remote<T: CardTransport + 'static>(
         .await
         {
             Ok(Ok(tcp)) => tcp,
-            Ok(Err(e)) => return Err(SecaError::Http(format!("connect to {}: {e}", shared.cfg.remote))),
-            Err(_) => return Err(SecaError::Http(format!("connect to {}: timed out", shared.cfg.remote))),
+            Ok(Err(e)) => {
+                return Err(SecaError::Http(format!(
+                    "connect to {}: {e}",
+                    shared.cfg.remote
+                )))
+            }
+            Err(_) => {
+                return Err(SecaError::Http(format!(
+                    "connect to {}: timed out",
+                    shared.cfg.remote
+                )))
+            }
         };
         let _ = tcp.set_nodelay(true);
         let done = tokio::time::timeout(
@@ -497,7 +518,10 @@ mod tests {
             let text = String::from_utf8_lossy(&bytes);
             if let Ok(r) = parse_remote(&text) {
                 assert!(r.port != 0 && !r.host.is_empty());
-                assert!(r.host.bytes().all(|b| b.is_ascii_graphic() && b != b'[' && b != b']'));
+                assert!(r
+                    .host
+                    .bytes()
+                    .all(|b| b.is_ascii_graphic() && b != b'[' && b != b']'));
             }
         }
     }
@@ -508,7 +532,12 @@ mod tests {
     async fn relay_half_close_and_idle() {
         let (client, tunnel_local) = tokio::io::duplex(64);
         let (tunnel_remote, mut server) = tokio::io::duplex(64);
-        let relay_task = tokio::spawn(relay(tunnel_local, tunnel_remote, 1024, Duration::from_secs(30)));
+        let relay_task = tokio::spawn(relay(
+            tunnel_local,
+            tunnel_remote,
+            1024,
+            Duration::from_secs(30),
+        ));
         let (mut cr, mut cw) = tokio::io::split(client);
         cw.write_all(b"ping").await.unwrap();
         cw.shutdown().await.unwrap();

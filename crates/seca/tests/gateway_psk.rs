@@ -47,11 +47,17 @@ async fn psk_tls12_identity_suite_and_key() {
     let btid = identity
         .strip_prefix("3GPP-bootstrapping.")
         .expect("identity prefix");
-    assert!(btid.ends_with(&format!("@{}", common::BSF_DOMAIN)), "{btid}");
+    assert!(
+        btid.ends_with(&format!("@{}", common::BSF_DOMAIN)),
+        "{btid}"
+    );
     assert!(kmc.knows(btid).await);
     // The server picked a PSK suite of the default list; the key matched, which the
     // NAF derived for 01 00 01 yy zz of exactly that suite.
-    assert_eq!(suite, 0x00a8, "PSK-AES128-GCM-SHA256 is first on both sides");
+    assert_eq!(
+        suite, 0x00a8,
+        "PSK-AES128-GCM-SHA256 is first on both sides"
+    );
     assert_eq!(
         body(&resp),
         format!("psk identity={identity} version=TLSv1.2 suite=00a8 path=/res?x=1")
@@ -64,12 +70,15 @@ async fn psk_tls12_identity_suite_and_key() {
             naf_id,
         }) => {
             assert_eq!(id, &identity);
-            assert_eq!(naf_id, &psk_naf_id(Org::ThreeGpp, PskTlsVersion::Tls12, 0x00a8));
+            assert_eq!(
+                naf_id,
+                &psk_naf_id(Org::ThreeGpp, PskTlsVersion::Tls12, 0x00a8)
+            );
         }
         other => panic!("{other:?}"),
     }
     // No Authorization on a PSK connection, and the 3gpp-gba token in User-Agent.
-    let req = &naf.log().requests[0];
+    let req = naf.log().requests[0].clone();
     assert!(req.authorization.is_none());
     assert!(req
         .user_agent
@@ -125,8 +134,11 @@ async fn oma_ua_ids_on_both_versions() {
             kmc.store.clone(),
         )
         .await;
-        let mut client =
-            GatewayClient::new(agent(&kmc, n, false).await, Some(kmc.ub_url()), opts(UaOrg::Oma));
+        let mut client = GatewayClient::new(
+            agent(&kmc, n, false).await,
+            Some(kmc.ub_url()),
+            opts(UaOrg::Oma),
+        );
         let resp = client.get(&naf.url("/")).await.unwrap();
         assert_eq!(resp.status, 200, "tls13={tls13}");
         let org_octet = match client.last_auth() {
@@ -224,7 +236,10 @@ async fn rejected_btid_tls13_rebootstraps_once() {
     assert_eq!(ids.len(), 2, "the old identity, then one new one: {ids:?}");
     assert_eq!(ids[0], second);
     assert_ne!(ids[1], second);
-    assert!(kmc.knows(ids[1].strip_prefix("3GPP-bootstrapping.").unwrap()).await);
+    assert!(
+        kmc.knows(ids[1].strip_prefix("3GPP-bootstrapping.").unwrap())
+            .await
+    );
 }
 
 /// Without a Ub URL the agent cannot bootstrap: no context → NotBootstrapped; a
@@ -244,7 +259,10 @@ async fn without_ub_url_only_existing_contexts() {
     assert_eq!(client.get(&naf.url("/")).await.unwrap().status, 200);
     client.close();
     naf.reject(&ctx.btid);
-    assert!(matches!(client.get(&naf.url("/")).await, Err(SecaError::Tls(_))));
+    assert!(matches!(
+        client.get(&naf.url("/")).await,
+        Err(SecaError::Tls(_))
+    ));
 }
 
 /// A server whose hint asks for another key family gets no PSK (Prefer::Psk: the
@@ -269,5 +287,8 @@ async fn foreign_identity_hint_gets_no_psk() {
         },
     );
     assert!(client.get(&naf.url("/")).await.is_err());
-    assert!(naf.log().lookups.is_empty(), "no identity reached the server");
+    assert!(
+        naf.log().lookups.is_empty(),
+        "no identity reached the server"
+    );
 }

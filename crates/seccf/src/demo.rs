@@ -311,6 +311,71 @@ async fn flow_osg_tunnel(c: &Ctx) -> anyhow::Result<String> {
     Ok("PSK-TLS tunnel; PROXY v2 carried the IMPI to the TCP resource".into())
 }
 
+/// The agent's gateway client: bootstraps, then picks PSK-TLS or TLS + Digest as
+/// the listener offers; the echo resource shows what reached it.
+async fn gateway_get(
+    c: &Ctx,
+    url: &str,
+    tag: &str,
+    prefer: seccf_seca::gateway::Prefer,
+) -> anyhow::Result<(String, String)> {
+    let agent = c.agent(&c.dev.subscriber.usim_file, tag)?;
+    let opts = seccf_seca::gateway::GatewayOptions {
+        ca_file: Some(c.dev.ca_cert.clone()),
+        prefer,
+        ..Default::default()
+    };
+    let mut client =
+        seccf_seca::gateway::GatewayClient::new(agent, Some(c.dev.kmc.ub_url.clone()), opts);
+    let resp = client
+        .request(
+            "GET",
+            url,
+            &[("x-3gpp-asserted-identity", "forged@example.org")],
+            &[],
+        )
+        .await?;
+    let body = String::from_utf8_lossy(&resp.body).into_owned();
+    ensure!(resp.status == 200, "HTTP {}: {body}", resp.status);
+    ensure!(
+        !body.contains("forged@example.org"),
+        "client-supplied identity header reached the resource"
+    );
+    let impi = &c.dev.subscriber.impi;
+    ensure!(
+        body.contains(&format!("x-3gpp-asserted-identity: {impi}")),
+        "IMPI not asserted:\n{body}"
+    );
+    ensure!(
+        body.contains(&format!("assertion: verified sub={impi}")),
+        "assertion did not verify:\n{body}"
+    );
+    let auth = format!("{:?}", client.last_auth());
+    Ok((body, auth))
+}
+
+async fn flow_osg_psk(c: &Ctx) -> anyhow::Result<String> {
+    let url = format!("https://{}/demo/psk", c.dev.osg.psk_addr);
+    let (body, auth) = gateway_get(c, &url, "gw-psk", seccf_seca::gateway::Prefer::Auto).await?;
+    ensure!(
+        body.contains("x-seccf-auth-method: psk-tls"),
+        "not PSK-TLS:\n{body}"
+    );
+    ensure!(auth.contains("Psk"), "client did not use PSK: {auth}");
+    Ok("agent bootstrapped, PSK-TLS with Ks_NAF, IMPI asserted to the resource".into())
+}
+
+async fn flow_osg_digest(c: &Ctx) -> anyhow::Result<String> {
+    let url = format!("{}demo/digest", c.dev.osg.digest_url);
+    let (body, auth) = gateway_get(c, &url, "gw-digest", seccf_seca::gateway::Prefer::Auto).await?;
+    ensure!(
+        body.contains("x-seccf-auth-method: digest"),
+        "not Digest:\n{body}"
+    );
+    ensure!(auth.contains("Digest"), "client did not use Digest: {auth}");
+    Ok("server-certificate TLS + Digest (B-TID, base64 Ks_NAF), IMPI asserted".into())
+}
+
 /// Runs the demo.
 pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let mut own_env = None;
@@ -350,6 +415,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     flow!("ub+zn gba_u", flow_gba_u(&c));
     flow!("ub sqn resync (admin api)", flow_resync(&c));
     flow!("zn refusals", flow_zn_refusals(&c));
+    flow!("osg psk-tls https", flow_osg_psk(&c));
+    flow!("osg tls + digest", flow_osg_digest(&c));
     flow!("osg mutual tls", flow_osg_mtls(&c));
     flow!("osg psk-tls tcp tunnel", flow_osg_tunnel(&c));
     if let Some((env, _dir)) = own_env {

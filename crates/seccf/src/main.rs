@@ -10,6 +10,7 @@ mod dev;
 mod logging;
 mod resources;
 mod seca_cmd;
+mod seca_gw;
 
 use std::path::PathBuf;
 

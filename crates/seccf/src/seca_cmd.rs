@@ -53,6 +53,10 @@ enum SecaCmd {
         #[arg(long)]
         ub_url: Option<String>,
     },
+    /// GET a URL through a SEC_CF gateway with GBA credentials (PSK-TLS or TLS + Digest).
+    Get(crate::seca_gw::GetArgs),
+    /// Forward a local TCP port over PSK-TLS to a gateway's TCP listener, until Ctrl-C.
+    Tunnel(crate::seca_gw::TunnelArgs),
 }
 
 /// Opens the software USIM of the arguments.
@@ -119,6 +123,8 @@ pub async fn run(args: SecaArgs) -> anyhow::Result<()> {
             }
             println!("{}", serde_json::to_string_pretty(&out)?);
         }
+        SecaCmd::Get(a) => crate::seca_gw::run_get(agent, a).await?,
+        SecaCmd::Tunnel(a) => crate::seca_gw::run_tunnel(agent, a).await?,
     }
     Ok(())
 }

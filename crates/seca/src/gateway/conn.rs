@@ -141,7 +141,9 @@ impl Conn {
                     SendError::Failed(SecaError::Http(format!("sending request: {e}")))
                 }
             })?;
-            read_response(resp, max_body).await.map_err(SendError::Failed)
+            read_response(resp, max_body)
+                .await
+                .map_err(SendError::Failed)
         };
         match tokio::time::timeout(timeout, exchange).await {
             Ok(result) => result,

@@ -177,7 +177,8 @@ mod tests {
 
     #[test]
     fn picks_the_gba_challenge_for_this_host() {
-        let users = "Digest realm=\"seccf@naf.example\", nonce=\"x\", algorithm=SHA-256, qop=\"auth\"";
+        let users =
+            "Digest realm=\"seccf@naf.example\", nonce=\"x\", algorithm=SHA-256, qop=\"auth\"";
         let gba = ch("3GPP-bootstrapping@naf.example", "");
         let values = ["Basic realm=\"x\"", users, gba.as_str()];
         let c = select_gba_challenge(values, "naf.example").unwrap();
@@ -208,7 +209,10 @@ mod tests {
             Err(ChallengeError::Algorithm("AKAv1-MD5"))
         );
         assert_eq!(
-            select_gba_challenge(["Basic realm=\"3GPP-bootstrapping@naf.example\""], "naf.example"),
+            select_gba_challenge(
+                ["Basic realm=\"3GPP-bootstrapping@naf.example\""],
+                "naf.example"
+            ),
             Err(ChallengeError::NoDigest)
         );
         assert_eq!(
@@ -266,7 +270,8 @@ mod tests {
 
         // rspauth computed by the server side of seccf-digest verifies; a changed one
         // does not; a missing header or a header without rspauth is accepted.
-        let info = seccf_digest::authentication_info(&creds, password.expose(), b"ok", None).unwrap();
+        let info =
+            seccf_digest::authentication_info(&creds, password.expose(), b"ok", None).unwrap();
         let header = info.to_header_value();
         check_authentication_info(Some(&header), &creds, &password, b"ok").unwrap();
         // With qop=auth, rspauth does not cover the response body.
@@ -291,9 +296,13 @@ mod tests {
         let password = digest_password(&key);
         let mut challenge = Challenge::new("3GPP-bootstrapping@h", "n0nce", Algorithm::Sha256);
         challenge.qop = vec![Qop::AuthInt];
-        let creds = answer(&challenge, "btid@bsf", &password, "POST", "/x", b"req", "cn").unwrap();
+        let creds = answer(
+            &challenge, "btid@bsf", &password, "POST", "/x", b"req", "cn",
+        )
+        .unwrap();
         assert_eq!(creds.qop, Some(Qop::AuthInt));
-        let info = seccf_digest::authentication_info(&creds, password.expose(), b"resp", None).unwrap();
+        let info =
+            seccf_digest::authentication_info(&creds, password.expose(), b"resp", None).unwrap();
         let header = info.to_header_value();
         check_authentication_info(Some(&header), &creds, &password, b"resp").unwrap();
         assert!(matches!(
@@ -315,10 +324,14 @@ mod tests {
         };
         let seeds = [
             ch("3GPP-bootstrapping@naf.example", ""),
-            ch("3GPP-bootstrapping@naf.example", ", algorithm=SHA-256-sess, stale=true"),
+            ch(
+                "3GPP-bootstrapping@naf.example",
+                ", algorithm=SHA-256-sess, stale=true",
+            ),
             "Digest realm=\"seccf@naf.example\", nonce=\"x\", algorithm=SHA-256".to_string(),
         ];
-        let alphabet = b"Digest realm=\"3GPP-bootstrapping@naf.example\",nonce=qop=auth-int\\ \x00\xc3\xa9";
+        let alphabet =
+            b"Digest realm=\"3GPP-bootstrapping@naf.example\",nonce=qop=auth-int\\ \x00\xc3\xa9";
         for i in 0..4000 {
             let n = 1 + (next() % 3) as usize;
             let mut values = Vec::new();
@@ -328,7 +341,9 @@ mod tests {
                         .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
                         .collect()
                 } else {
-                    seeds[(next() % seeds.len() as u64) as usize].as_bytes().to_vec()
+                    seeds[(next() % seeds.len() as u64) as usize]
+                        .as_bytes()
+                        .to_vec()
                 };
                 for _ in 0..(next() % 5) {
                     if bytes.is_empty() {

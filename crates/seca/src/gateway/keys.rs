@@ -85,7 +85,10 @@ impl<T: CardTransport + 'static> KeyKeeper<T> {
                     .into(),
             ));
         };
-        tracing::info!(btid = rejected_btid, "gateway refused the B-TID; bootstrapping again");
+        tracing::info!(
+            btid = rejected_btid,
+            "gateway refused the B-TID; bootstrapping again"
+        );
         self.current = None;
         self.agent.forget_context()?;
         self.bootstrap(&ub_url).await

@@ -207,6 +207,7 @@ struct Attempt {
     keys: Keys,
     rebootstrapped: bool,
     stale_answered: bool,
+    sent_credentials: bool,
     exchanges: usize,
 }
 
@@ -235,8 +236,9 @@ enum OpenError {
 /// What the Digest exchange on a connection ended with.
 enum DigestOutcome {
     Done(HttpResponse, GatewayAuth),
-    /// The connection closed before the answer could be sent: start over on a new one.
-    Reconnect,
+    /// The connection closed before the answer to this 401 could be sent: answer it on
+    /// a new connection.
+    Reconnect(HttpResponse),
 }
 
 impl<T: CardTransport + 'static> GatewayClient<T> {
@@ -311,25 +313,39 @@ impl<T: CardTransport + 'static> GatewayClient<T> {
             keys: self.keys.ensure().await?,
             rebootstrapped: false,
             stale_answered: false,
+            sent_credentials: false,
             exchanges: 0,
         };
         let idempotent = matches!(method, "GET" | "HEAD" | "OPTIONS" | "PUT" | "DELETE");
         let mut retried_reused = false;
+        // A 401 whose challenge is still to be answered when its connection closed.
+        let mut pending: Option<HttpResponse> = None;
         loop {
             let (mut conn, reused) = self.connection(&url, &fqdn, &mut at).await?;
-            at.count_exchange()?;
-            let req = build_request(&url, method, &header_refs(&headers, None), body, true)?;
-            let resp = match conn.send(req, self.opts.max_response_body, self.opts.request_timeout).await {
-                Ok(r) => r,
-                // A kept-alive connection the gateway had closed: start over on a new
-                // one (always safe when nothing was sent; otherwise only once and only
-                // for idempotent methods).
-                Err(SendError::NotSent(_)) if reused => continue,
-                Err(SendError::Failed(_)) if reused && idempotent && !retried_reused => {
-                    retried_reused = true;
-                    continue;
+            let resp = match pending.take() {
+                // Answer on the new connection (the nonce is not tied to one); a PSK
+                // connection needs no answer, so it gets the plain request again.
+                Some(challenge) if !matches!(conn.kind, ConnKind::Psk { .. }) => challenge,
+                _ => {
+                    at.count_exchange()?;
+                    let req =
+                        build_request(&url, method, &header_refs(&headers, None), body, true)?;
+                    match conn
+                        .send(req, self.opts.max_response_body, self.opts.request_timeout)
+                        .await
+                    {
+                        Ok(r) => r,
+                        // A kept-alive connection the gateway had closed: start over on
+                        // a new one (always safe when nothing was sent; otherwise only
+                        // once and only for idempotent methods).
+                        Err(SendError::NotSent(_)) if reused => continue,
+                        Err(SendError::Failed(_)) if reused && idempotent && !retried_reused => {
+                            retried_reused = true;
+                            continue;
+                        }
+                        Err(e) => return Err(e.into_error()),
+                    }
                 }
-                Err(e) => return Err(e.into_error()),
             };
             if resp.status != 401 || matches!(conn.kind, ConnKind::Psk { .. }) {
                 self.last_auth = Some(self.conn_auth(&conn.kind, &fqdn));
@@ -337,7 +353,9 @@ impl<T: CardTransport + 'static> GatewayClient<T> {
                 return Ok(resp);
             }
             match self
-                .digest(&mut conn, &url, &fqdn, method, &headers, body, resp, &mut at)
+                .digest(
+                    &mut conn, &url, &fqdn, method, &headers, body, resp, &mut at,
+                )
                 .await?
             {
                 DigestOutcome::Done(resp, auth) => {
@@ -345,7 +363,7 @@ impl<T: CardTransport + 'static> GatewayClient<T> {
                     self.keep(conn);
                     return Ok(resp);
                 }
-                DigestOutcome::Reconnect => continue,
+                DigestOutcome::Reconnect(challenge) => pending = Some(challenge),
             }
         }
     }
@@ -435,27 +453,25 @@ impl<T: CardTransport + 'static> GatewayClient<T> {
     async fn open(&mut self, url: &Url, fqdn: &str, keys: &Keys) -> Result<Conn, OpenError> {
         let timeout = self.opts.connect_timeout;
         let origin = Origin::of(url);
-        let tcp = match tokio::time::timeout(
-            timeout,
-            TcpStream::connect((url.host.as_str(), url.port)),
-        )
-        .await
-        {
-            Ok(Ok(tcp)) => tcp,
-            Ok(Err(e)) => {
-                return Err(OpenError::Other(SecaError::Http(format!(
-                    "connect to {}: {e}",
-                    url.host_header()
-                ))))
-            }
-            Err(_) => {
-                return Err(OpenError::Other(SecaError::Http(format!(
-                    "connect to {}: no answer within {} s",
-                    url.host_header(),
-                    timeout.as_secs()
-                ))))
-            }
-        };
+        let tcp =
+            match tokio::time::timeout(timeout, TcpStream::connect((url.host.as_str(), url.port)))
+                .await
+            {
+                Ok(Ok(tcp)) => tcp,
+                Ok(Err(e)) => {
+                    return Err(OpenError::Other(SecaError::Http(format!(
+                        "connect to {}: {e}",
+                        url.host_header()
+                    ))))
+                }
+                Err(_) => {
+                    return Err(OpenError::Other(SecaError::Http(format!(
+                        "connect to {}: no answer within {} s",
+                        url.host_header(),
+                        timeout.as_secs()
+                    ))))
+                }
+            };
         // Small requests: do not let Nagle delay them.
         let _ = tcp.set_nodelay(true);
         if url.scheme == Scheme::Http {
@@ -505,7 +521,11 @@ impl<T: CardTransport + 'static> GatewayClient<T> {
     /// The connector for the configured preference: (connector, PSK offered,
     /// certificates acceptable). PSK connectors are per context and host, as the key
     /// callback carries both; they are kept for the next connection.
-    fn connector(&mut self, fqdn: &str, keys: &Keys) -> Result<(SslConnector, bool, bool), SecaError> {
+    fn connector(
+        &mut self,
+        fqdn: &str,
+        keys: &Keys,
+    ) -> Result<(SslConnector, bool, bool), SecaError> {
         let versions = Versions {
             tls13: self.opts.enable_tls13,
         };
@@ -536,7 +556,7 @@ impl<T: CardTransport + 'static> GatewayClient<T> {
         Ok((c, true, ca.is_some()))
     }
 
-    /// Answers GBA Digest challenges on `conn`, starting from the 401 `resp`.
+    /// Answers GBA Digest challenges on `conn`, starting from the 401 `first`.
     #[allow(clippy::too_many_arguments)] // one request's worth of context
     async fn digest(
         &mut self,
@@ -549,32 +569,46 @@ impl<T: CardTransport + 'static> GatewayClient<T> {
         first: HttpResponse,
         at: &mut Attempt,
     ) -> Result<DigestOutcome, SecaError> {
-        let mut challenge = match select_gba_challenge(first.header_values("www-authenticate"), &url.host) {
-            Ok(c) => c,
-            // Nothing the agent can answer: the caller gets the 401 as it is.
-            Err(ChallengeError::NoDigest | ChallengeError::NoGbaRealm) => {
-                return Ok(DigestOutcome::Done(first, GatewayAuth::None));
-            }
-            Err(e) => return Err(SecaError::Rejected(e.to_string())),
-        };
+        let mut current = first;
         loop {
+            let challenge =
+                match select_gba_challenge(current.header_values("www-authenticate"), &url.host) {
+                    Ok(c) => c,
+                    // Nothing the agent can answer, and it has not tried: the caller gets
+                    // the 401 as it is.
+                    Err(ChallengeError::NoDigest | ChallengeError::NoGbaRealm)
+                        if !at.sent_credentials =>
+                    {
+                        return Ok(DigestOutcome::Done(current, GatewayAuth::None));
+                    }
+                    Err(e) => return Err(SecaError::Rejected(e.to_string())),
+                };
             let naf_id = NafId::new(fqdn, digest_ua(self.opts.ua_org, conn.kind.tls_suite()))
                 .map_err(|e| SecaError::Kdf(e.to_string()))?;
             let password = digest_password(&at.keys.deriver.derive(&naf_id)?);
             let btid = at.keys.deriver.btid().to_owned();
             let cnonce = seccf_digest::new_cnonce().map_err(|_| SecaError::Random)?;
-            let creds = digest::answer(&challenge, &btid, &password, method, &url.path, body, &cnonce)?;
+            let creds = digest::answer(
+                &challenge, &btid, &password, method, &url.path, body, &cnonce,
+            )?;
             let authorization = creds.to_header_value();
             at.count_exchange()?;
-            let req = build_request(url, method, &header_refs(headers, Some(&authorization)), body, true)?;
+            let req = build_request(
+                url,
+                method,
+                &header_refs(headers, Some(&authorization)),
+                body,
+                true,
+            )?;
             let resp = match conn
                 .send(req, self.opts.max_response_body, self.opts.request_timeout)
                 .await
             {
                 Ok(r) => r,
-                Err(SendError::NotSent(_)) => return Ok(DigestOutcome::Reconnect),
+                Err(SendError::NotSent(_)) => return Ok(DigestOutcome::Reconnect(current)),
                 Err(e) => return Err(e.into_error()),
             };
+            at.sent_credentials = true;
             if resp.status != 401 {
                 check_authentication_info(
                     resp.header("authentication-info"),
@@ -591,11 +625,12 @@ impl<T: CardTransport + 'static> GatewayClient<T> {
             }
             // Refused. A fresh challenge with stale=true: the digest was right, the
             // nonce had expired; anything else: the B-TID is unknown or expired.
-            let next = select_gba_challenge(resp.header_values("www-authenticate"), &url.host)
+            let stale = select_gba_challenge(resp.header_values("www-authenticate"), &url.host)
                 .map_err(|e| {
                     SecaError::Rejected(format!("401 to Digest credentials for B-TID {btid}: {e}"))
-                })?;
-            if next.stale && !at.stale_answered {
+                })?
+                .stale;
+            if stale && !at.stale_answered {
                 at.stale_answered = true;
             } else if !at.rebootstrapped && self.keys.can_bootstrap() {
                 at.keys = self.keys.rebootstrap(&btid).await?;
@@ -610,7 +645,7 @@ impl<T: CardTransport + 'static> GatewayClient<T> {
                     }
                 )));
             }
-            challenge = next;
+            current = resp;
         }
     }
 }
@@ -683,17 +718,34 @@ mod tests {
         );
         assert!(USER_AGENT.split(' ').any(|t| t == GBA_UA_TOKEN));
         let h = request_headers(&[("User-Agent", "app/2")]).unwrap();
-        assert_eq!(h, vec![("user-agent".to_owned(), "app/2 3gpp-gba".to_owned())]);
+        assert_eq!(
+            h,
+            vec![("user-agent".to_owned(), "app/2 3gpp-gba".to_owned())]
+        );
         let h = request_headers(&[("user-agent", "app/2; 3GPP-GBA")]).unwrap();
         assert_eq!(h[0].1, "app/2; 3GPP-GBA");
         // `3gpp-gba-tmpi` is another token.
         let h = request_headers(&[("user-agent", "x 3gpp-gba-tmpi")]).unwrap();
         assert_eq!(h[0].1, "x 3gpp-gba-tmpi 3gpp-gba");
-        for managed in ["Authorization", "HOST", "connection", "Content-Length", "Transfer-Encoding"] {
+        for managed in [
+            "Authorization",
+            "HOST",
+            "connection",
+            "Content-Length",
+            "Transfer-Encoding",
+        ] {
             assert!(request_headers(&[(managed, "x")]).is_err(), "{managed}");
         }
         let refs = header_refs(&h, Some("Digest x"));
         assert_eq!(refs.last(), Some(&("authorization", "Digest x")));
+    }
+
+    /// The futures can be spawned (a compile-time check).
+    #[allow(dead_code)]
+    fn futures_are_send(c: &mut GatewayClient<SoftUsim>) {
+        fn send<F: Send>(_: &F) {}
+        let f = c.request("GET", "https://h/", &[], b"");
+        send(&f);
     }
 
     #[test]
@@ -749,7 +801,12 @@ mod tests {
         );
         check(
             "psk_tls12_0x008c",
-            psk_ua(UaOrg::ThreeGpp, PskTlsVersion::Tls12, suite("psk_tls12_0x008c")).unwrap(),
+            psk_ua(
+                UaOrg::ThreeGpp,
+                PskTlsVersion::Tls12,
+                suite("psk_tls12_0x008c"),
+            )
+            .unwrap(),
         );
         check(
             "psk_tls13",

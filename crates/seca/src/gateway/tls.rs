@@ -69,7 +69,9 @@ impl PskClientKeys for GbaPskKeys {
         cipher_suite: u16,
     ) -> Option<(String, SecretBytes)> {
         if !hint_acceptable(hint) {
-            tracing::debug!("gateway's PSK identity hint is not 3GPP-bootstrapping; no PSK offered");
+            tracing::debug!(
+                "gateway's PSK identity hint is not 3GPP-bootstrapping; no PSK offered"
+            );
             return None;
         }
         let ua = psk_ua(self.org, version, cipher_suite)?;
@@ -171,7 +173,11 @@ impl HandshakeFailure {
 impl std::fmt::Display for HandshakeFailure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.alert {
-            Some(a) => write!(f, "handshake failed (alert {a} from the server): {}", self.reason),
+            Some(a) => write!(
+                f,
+                "handshake failed (alert {a} from the server): {}",
+                self.reason
+            ),
             None => write!(f, "handshake failed: {}", self.reason),
         }
     }
@@ -234,7 +240,8 @@ pub(crate) async fn handshake(
             cipher_suite,
         },
         PeerAuth::None => {
-            let cert_ok = ssl.peer_certificate().is_some() && ssl.verify_result() == X509VerifyResult::OK;
+            let cert_ok =
+                ssl.peer_certificate().is_some() && ssl.verify_result() == X509VerifyResult::OK;
             if !cert_ok {
                 return Err(fail(
                     "the server authenticated neither with our PSK nor with a verified certificate"
@@ -253,7 +260,11 @@ pub(crate) async fn handshake(
 /// (TLS 1.3 has no specific alert). A certificate that failed to verify is a
 /// certificate problem, not a B-TID one, when certificates were acceptable at all;
 /// with PSK only, a server certificate means the server passed over our PSK.
-pub(crate) fn should_rebootstrap(f: &HandshakeFailure, fresh_context: bool, certs_allowed: bool) -> bool {
+pub(crate) fn should_rebootstrap(
+    f: &HandshakeFailure,
+    fresh_context: bool,
+    certs_allowed: bool,
+) -> bool {
     if f.cert_rejected && certs_allowed {
         return false;
     }
@@ -308,9 +319,13 @@ mod tests {
                 let _ = seccf_tls::server::accept(&acceptor, tcp).await;
             });
             let keys = |_: Option<&[u8]>, _: PskTlsVersion, _: u16| {
-                Some(("3GPP-bootstrapping.x@y".to_owned(), SecretBytes::new(vec![1; 32])))
+                Some((
+                    "3GPP-bootstrapping.x@y".to_owned(),
+                    SecretBytes::new(vec![1; 32]),
+                ))
             };
-            let connector = build_psk_connector(&PskClientConfig::default(), Arc::new(keys)).unwrap();
+            let connector =
+                build_psk_connector(&PskClientConfig::default(), Arc::new(keys)).unwrap();
             let tcp = TcpStream::connect(addr).await.unwrap();
             let err = match handshake(&connector, "localhost", tcp).await {
                 Ok(_) => panic!("handshake with an unknown identity succeeded"),

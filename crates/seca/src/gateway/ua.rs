@@ -74,10 +74,16 @@ impl FromStr for UaOrg {
 /// The Ua id of a PSK-TLS handshake. `None` for TLS 1.2 without a known suite (the
 /// key would be a guess; OpenSSL always reports the suite to a TLS 1.2 client
 /// callback, see `seccf_tls::psk`).
-pub fn psk_ua(org: UaOrg, version: PskTlsVersion, cipher_suite: u16) -> Option<UaSecurityProtocolId> {
+pub fn psk_ua(
+    org: UaOrg,
+    version: PskTlsVersion,
+    cipher_suite: u16,
+) -> Option<UaSecurityProtocolId> {
     match (org, version) {
         (_, PskTlsVersion::Tls12) if cipher_suite == 0 => None,
-        (UaOrg::ThreeGpp, PskTlsVersion::Tls12) => Some(UaSecurityProtocolId::tls_3gpp(cipher_suite)),
+        (UaOrg::ThreeGpp, PskTlsVersion::Tls12) => {
+            Some(UaSecurityProtocolId::tls_3gpp(cipher_suite))
+        }
         (UaOrg::Oma, PskTlsVersion::Tls12) => Some(UaSecurityProtocolId::tls_oma(cipher_suite)),
         (UaOrg::ThreeGpp, PskTlsVersion::Tls13) => Some(UaSecurityProtocolId::TLS13_SHARED_KEY),
         (UaOrg::Oma, PskTlsVersion::Tls13) => Some(UaSecurityProtocolId::tls_oma(OMA_TLS13_SUITE)),

@@ -120,9 +120,15 @@ impl Kmc {
             }
         };
         let mut rx2 = rx.clone();
-        tokio::spawn(serve(listener, None, Limits::default(), handler, async move {
-            let _ = rx2.wait_for(|v| *v).await;
-        }));
+        tokio::spawn(serve(
+            listener,
+            None,
+            Limits::default(),
+            handler,
+            async move {
+                let _ = rx2.wait_for(|v| *v).await;
+            },
+        ));
         drop(rx);
         Kmc { store, port, stop }
     }
@@ -517,7 +523,11 @@ async fn serve_conn<S>(
         let psk = psk.clone();
         async move {
             let (parts, body) = req.into_parts();
-            let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+            let body = body
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
             let resp = respond(&shared, &parts, &body, psk.as_ref(), suite).await;
             Ok::<_, std::convert::Infallible>(resp)
         }
@@ -668,7 +678,9 @@ async fn respond_inner(
     }
     let text = format!(
         "digest btid={btid} suite={} qop={}",
-        suite.map(|s| format!("{s:04x}")).unwrap_or_else(|| "none".into()),
+        suite
+            .map(|s| format!("{s:04x}"))
+            .unwrap_or_else(|| "none".into()),
         creds.qop.map(|q| q.token()).unwrap_or("none")
     );
     let mut info =
