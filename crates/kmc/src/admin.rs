@@ -97,6 +97,7 @@ impl AdminError {
             AdminError::Invalid(_) => 400,
             AdminError::Store(StoreError::AlreadyExists(_)) => 409,
             AdminError::Store(StoreError::NotFound(_)) => 404,
+            AdminError::Store(StoreError::Invalid(_)) => 400,
             AdminError::Store(_) => 500,
         }
     }

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use seccf_gba::naf::{ks_int_naf, ks_naf, NafId, UaSecurityProtocolId};
 use seccf_gba::GbaType;
-use seccf_store::{NafRecord, Store, StoreError};
+use seccf_store::{Store, StoreError};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
@@ -175,22 +175,6 @@ impl ZnError {
     }
 }
 
-/// True when `fqdn` is allowed by one of the registered patterns (exact, or
-/// `*.example.com` matching exactly one label).
-pub fn fqdn_allowed(naf: &NafRecord, fqdn: &str) -> bool {
-    let fqdn = fqdn.to_ascii_lowercase();
-    naf.fqdns.iter().any(|p| {
-        let p = p.to_ascii_lowercase();
-        if let Some(suffix) = p.strip_prefix("*.") {
-            fqdn.strip_suffix(suffix)
-                .and_then(|head| head.strip_suffix('.'))
-                .is_some_and(|label| !label.is_empty() && !label.contains('.'))
-        } else {
-            p == fqdn
-        }
-    })
-}
-
 /// Parses and checks a request body (pure; the fuzz target `kmc_zn_request` drives it).
 pub fn parse_request(body: &[u8]) -> Result<(BootstrappingInfoRequest, NafId), ZnError> {
     let req: BootstrappingInfoRequest = serde_json::from_slice(body)
@@ -287,7 +271,7 @@ impl<S: Store> ZnService<S> {
             .ok_or(ZnError::UnknownNaf)?;
         let (req, naf_id) = parse_request(body)?;
         let ua = naf_id.ua;
-        if !fqdn_allowed(&naf, &naf_id.fqdn) {
+        if !naf.allows_fqdn(&naf_id.fqdn) {
             self.audit_refusal(&naf.name, &req.bt_id, "fqdn_not_authorised");
             return Err(ZnError::FqdnNotAuthorised);
         }
@@ -334,9 +318,11 @@ impl<S: Store> ZnService<S> {
                         ue_ids,
                         naf_group: s.uss.naf_groups.first().cloned(),
                         flags,
-                        key_choice: match ctx.gba_type {
-                            GbaType::Me => "ME_BASED_KEY",
-                            GbaType::U => "ME_UICC_BASED_KEYS",
+                        // What this answer actually carries.
+                        key_choice: if uicc_hex.is_some() {
+                            "ME_UICC_BASED_KEYS"
+                        } else {
+                            "ME_BASED_KEY"
                         },
                     },
                 }]
@@ -383,6 +369,7 @@ impl<S: Store> ZnService<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use seccf_store::NafRecord;
 
     #[test]
     fn request_parsing() {
@@ -422,12 +409,12 @@ mod tests {
             cert_sha256: "00".into(),
             gba_u_aware: false,
         };
-        assert!(fqdn_allowed(&naf, "naf.example.com"));
-        assert!(fqdn_allowed(&naf, "NAF.example.com"));
-        assert!(fqdn_allowed(&naf, "a.svc.example.com"));
-        assert!(!fqdn_allowed(&naf, "a.b.svc.example.com"));
-        assert!(!fqdn_allowed(&naf, "svc.example.com"));
-        assert!(!fqdn_allowed(&naf, "evilsvc.example.com"));
-        assert!(!fqdn_allowed(&naf, "other.example.com"));
+        assert!(naf.allows_fqdn("naf.example.com"));
+        assert!(naf.allows_fqdn("NAF.example.com"));
+        assert!(naf.allows_fqdn("a.svc.example.com"));
+        assert!(!naf.allows_fqdn("a.b.svc.example.com"));
+        assert!(!naf.allows_fqdn("svc.example.com"));
+        assert!(!naf.allows_fqdn("evilsvc.example.com"));
+        assert!(!naf.allows_fqdn("other.example.com"));
     }
 }

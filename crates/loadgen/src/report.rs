@@ -112,21 +112,6 @@ pub fn target_ratio(scenario: &str) -> Option<f64> {
     }
 }
 
-/// True for results of the gateway under test (labels `osg`, `osg-…`).
-fn is_osg(r: &Report) -> bool {
-    r.gateway
-        .as_deref()
-        .is_some_and(|g| g == "osg" || g.starts_with("osg-"))
-}
-
-/// The TLS version word of a result (`TLSv1.3 …` → `TLSv1.3`).
-fn tls_version(r: &Report) -> &str {
-    r.tls
-        .as_deref()
-        .and_then(|t| t.split_whitespace().next())
-        .unwrap_or("")
-}
-
 /// The compared quantity of a result and its unit.
 fn headline(r: &Report) -> (f64, &'static str) {
     match (r.scenario.as_str(), r.mb_per_sec) {
@@ -150,46 +135,132 @@ fn fmt_cpu(v: Option<f64>) -> String {
     v.map(|ms| format!("{ms:.3}")).unwrap_or_else(|| "–".into())
 }
 
-/// The "OSG versus peers" table: one row per (OSG result, peer result) pair of the
-/// same scenario and TLS version, in input order.
+/// Results of one gateway in one scenario and TLS setting, in input (round) order.
+struct Group<'a> {
+    scenario: &'a str,
+    gateway: &'a str,
+    tls: &'a str,
+    runs: Vec<&'a Report>,
+}
+
+impl Group<'_> {
+    fn is_osg(&self) -> bool {
+        self.gateway == "osg" || self.gateway.starts_with("osg-")
+    }
+
+    fn tls_version(&self) -> &str {
+        self.tls.split_whitespace().next().unwrap_or("")
+    }
+
+    fn headlines(&self) -> Vec<f64> {
+        self.runs.iter().map(|r| headline(r).0).collect()
+    }
+
+    fn cpu_ms(&self, label: &str) -> Option<f64> {
+        median(self.runs.iter().filter_map(|r| r.cpu_ms_per_op(label)).collect())
+    }
+
+    fn errors(&self) -> u64 {
+        self.runs.iter().map(|r| r.errors).sum()
+    }
+}
+
+/// Median (mean of the two middle values for an even count); `None` when empty.
+pub fn median(mut v: Vec<f64>) -> Option<f64> {
+    v.retain(|x| x.is_finite());
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => v.get(n / 2).copied(),
+        _ => Some((v.get(n / 2 - 1)? + v.get(n / 2)?) / 2.0),
+    }
+}
+
+/// Groups gateway results by (scenario, gateway, TLS), keeping first-appearance order.
+fn groups(results: &[Report]) -> Vec<Group<'_>> {
+    let mut out: Vec<Group<'_>> = Vec::new();
+    for r in results {
+        let (Some(gateway), Some(tls)) = (r.gateway.as_deref(), r.tls.as_deref()) else {
+            continue;
+        };
+        match out
+            .iter_mut()
+            .find(|g| g.scenario == r.scenario && g.gateway == gateway && g.tls == tls)
+        {
+            Some(g) => g.runs.push(r),
+            None => out.push(Group {
+                scenario: &r.scenario,
+                gateway,
+                tls,
+                runs: vec![r],
+            }),
+        }
+    }
+    out
+}
+
+/// The "OSG versus peers" table: one row per (OSG, peer) pair of the same scenario and
+/// TLS version. Repeated runs (rounds) are summarised by their median; the i-th run of
+/// each side is taken to be the same round, and the spread of those per-round ratios
+/// is shown next to the ratio of the medians.
 pub fn compare_markdown(results: &[Report]) -> String {
     let mut s = String::from(
-        "| Measure | TLS | OSG | OSG result | Peer | Peer result | OSG ÷ peer | Target | Met | Gateway CPU-ms per op, OSG / peer |\n\
-         |---|---|---|---:|---|---:|---:|---:|---|---:|\n",
+        "| Measure | TLS | OSG | OSG (median) | Peer | Peer (median) | OSG ÷ peer | Per-round ratios | Target | Met | Gateway CPU-ms per op, OSG / peer |\n\
+         |---|---|---|---:|---|---:|---:|---:|---:|---|---:|\n",
     );
-    for osg in results.iter().filter(|r| is_osg(r)) {
-        for peer in results.iter().filter(|p| {
-            !is_osg(p)
-                && p.gateway.is_some()
-                && p.scenario == osg.scenario
-                && tls_version(p) == tls_version(osg)
+    let all = groups(results);
+    for osg in all.iter().filter(|g| g.is_osg()) {
+        for peer in all.iter().filter(|p| {
+            !p.is_osg() && p.scenario == osg.scenario && p.tls_version() == osg.tls_version()
         }) {
-            let (a, unit) = headline(osg);
-            let (b, _) = headline(peer);
-            let ratio = (b > 0.0).then(|| a / b);
-            let target = target_ratio(&osg.scenario);
+            let (a, b) = (osg.headlines(), peer.headlines());
+            let unit = osg.runs.first().map(|r| headline(r).1).unwrap_or("");
+            let (ma, mb) = (median(a.clone()), median(b.clone()));
+            let ratio = match (ma, mb) {
+                (Some(x), Some(y)) if y > 0.0 => Some(x / y),
+                _ => None,
+            };
+            let per_round: Vec<f64> = a
+                .iter()
+                .zip(b.iter())
+                .filter(|(_, y)| **y > 0.0)
+                .map(|(x, y)| x / y)
+                .collect();
+            let spread = match (
+                per_round.iter().copied().reduce(f64::min),
+                per_round.iter().copied().reduce(f64::max),
+            ) {
+                (Some(lo), Some(hi)) if per_round.len() > 1 => {
+                    format!("{lo:.2}–{hi:.2} ({} rounds)", per_round.len())
+                }
+                (Some(lo), _) => format!("{lo:.2} (1 round)"),
+                _ => "–".into(),
+            };
+            let target = target_ratio(osg.scenario);
             let met = match (ratio, target) {
                 (Some(r), Some(t)) if r >= t => "yes",
                 (Some(_), Some(_)) => "**no**",
                 _ => "–",
             };
-            let errors = if osg.errors > 0 || peer.errors > 0 {
-                format!(" (errors: {} / {})", osg.errors, peer.errors)
+            let errors = if osg.errors() > 0 || peer.errors() > 0 {
+                format!(" (errors: {} / {})", osg.errors(), peer.errors())
             } else {
                 String::new()
             };
+            let fmt_opt = |v: Option<f64>| v.map(fmt_rate).unwrap_or_else(|| "–".into());
             s.push_str(&format!(
-                "| {} | {} | {} | {} {unit} | {} | {} {unit} | **{}** | {} | {met}{errors} | {} / {} |\n",
-                measure_name(&osg.scenario),
-                cell(tls_version(osg)),
-                cell(osg.gateway.as_deref().unwrap_or("")),
-                fmt_rate(a),
-                cell(peer.gateway.as_deref().unwrap_or("")),
-                fmt_rate(b),
+                "| {} | {} | {} | {} {unit} | {} | {} {unit} | **{}** | {spread} | {} | {met}{errors} | {} / {} |\n",
+                measure_name(osg.scenario),
+                cell(osg.tls_version()),
+                cell(osg.gateway),
+                fmt_opt(ma),
+                cell(peer.gateway),
+                fmt_opt(mb),
                 ratio.map(|r| format!("{r:.2}")).unwrap_or_else(|| "–".into()),
                 target.map(|t| format!("≥ {t:.2}")).unwrap_or_else(|| "–".into()),
-                fmt_cpu(osg.cpu_ms_per_op("gateway")),
-                fmt_cpu(peer.cpu_ms_per_op("gateway")),
+                fmt_cpu(osg.cpu_ms("gateway")),
+                fmt_cpu(peer.cpu_ms("gateway")),
             ));
         }
     }

@@ -231,6 +231,7 @@ pub struct ListenerTls {
     /// Also accept TLS 1.3 `psk_ke` (PSK without ECDHE: no forward secrecy), which some
     /// clients (gnutls priority `+PSK`) insist on. Default false.
     #[serde(default)]
+    #[serde(rename = "dangerous_psk_ke_without_dhe")]
     pub psk_ke_without_dhe: bool,
 }
 

@@ -36,8 +36,9 @@ enum AdminCmd {
 
 #[derive(Subcommand, Debug)]
 enum SubscriberCmd {
-    /// Add a subscriber. K/OP/OPc are read from the environment variables named by
-    /// --k-env etc. when given, so they stay out of shell history.
+    /// Add a subscriber. K, OPc and OP may come from the environment (SECCF_SUB_K,
+    /// SECCF_SUB_OPC, SECCF_SUB_OP) instead of flags, to keep them out of shell history
+    /// and process listings.
     Add {
         /// IMPI (user@realm).
         #[arg(long)]

@@ -532,3 +532,75 @@ async fn store_file_holds_no_secret_in_clear() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_api_requires_the_bearer_token_and_manages_subscribers() {
+    let kmc = TestKmc::start().await;
+    let addr: std::net::SocketAddr = kmc.admin_url.trim_start_matches("http://").parse().unwrap();
+    let good = format!("Bearer {ADMIN_TOKEN}");
+    let sub = TestSub::random("a", false);
+    let body = format!(
+        r#"{{"impi":"{}","k":"{}","opc":"{}","gba_type":"GBA_ME"}}"#,
+        sub.impi, sub.k, sub.opc
+    );
+    let json = ("Content-Type", "application/json");
+
+    // No token, a wrong token, a token with the right prefix: all 401, nothing created.
+    for auth in [
+        None,
+        Some("Bearer wrong"),
+        Some("Bearer e2e-admin-toke"),
+        Some(ADMIN_TOKEN),
+    ] {
+        let mut h = vec![json];
+        if let Some(a) = auth {
+            h.push(("Authorization", a));
+        }
+        let r = http_request(addr, "POST", "/admin/v1/subscribers", &h, body.as_bytes()).await;
+        assert_eq!(r.status, 401, "auth {auth:?}");
+    }
+    assert!(kmc.store.get_subscriber(&sub.impi).await.unwrap().is_none());
+
+    let h = [json, ("Authorization", good.as_str())];
+    let r = http_request(addr, "POST", "/admin/v1/subscribers", &h, body.as_bytes()).await;
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    let r = http_request(addr, "POST", "/admin/v1/subscribers", &h, body.as_bytes()).await;
+    assert_eq!(r.status, 409, "duplicate IMPI");
+    let r = http_request(
+        addr,
+        "POST",
+        "/admin/v1/subscribers",
+        &h,
+        br#"{"impi":"x@y.z","k":"zz","opc":"00"}"#,
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    let listing = http_request(addr, "GET", "/admin/v1/subscribers", &h, b"").await;
+    let text = String::from_utf8_lossy(&listing.body).into_owned();
+    assert_eq!(listing.status, 200);
+    assert!(text.contains(&sub.impi));
+    assert!(
+        !text.contains(&sub.k) && !text.contains(&sub.opc),
+        "listing must not show secrets"
+    );
+
+    // The subscriber created over REST bootstraps.
+    let mut agent = kmc.agent(&sub);
+    agent.bootstrap(&kmc.ub_url).await.unwrap();
+
+    let path = format!("/admin/v1/subscribers/{}", sub.impi);
+    assert_eq!(
+        http_request(addr, "DELETE", &path, &h, b"").await.status,
+        204
+    );
+    assert_eq!(
+        http_request(addr, "DELETE", &path, &h, b"").await.status,
+        404
+    );
+    let metrics = kmc.metrics().await;
+    assert!(
+        metrics.contains("seccf_kmc_admin_requests_total{outcome=\"unauthorised\"} 4"),
+        "{metrics}"
+    );
+    kmc.stop().await;
+}
