@@ -268,7 +268,7 @@ fn demo_passes_every_flow() {
     );
     assert_eq!(
         stdout.lines().filter(|l| l.starts_with("PASS ")).count(),
-        4,
+        8,
         "{stdout}"
     );
     assert!(!stdout.contains("FAIL "));
@@ -352,4 +352,109 @@ fn help_explains_commands() {
     for word in ["kmc", "admin", "seca", "crypto", "dev", "demo"] {
         assert!(text.contains(word), "--help lacks {word}: {text}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seca_get_and_tunnel_commands_through_the_gateway() {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut dev = spawn_logged(
+        &["dev", "--data-dir", d.to_str().unwrap(), "--base-port", "0"],
+        &d.join("dev.log"),
+    );
+    wait_for_file(&d.join("dev.json"), 60);
+    let info = dev_json(d);
+    let usim = s(&info["subscriber"]["usim_file"]);
+    let impi = s(&info["subscriber"]["impi"]);
+    let ub = s(&info["kmc"]["ub_url"]);
+    let ca = s(&info["ca_cert"]);
+    let state = d.join("seca-state");
+    let base = [
+        "seca",
+        "--usim",
+        usim.as_str(),
+        "--state-dir",
+        state.to_str().unwrap(),
+    ];
+
+    // `seca get` bootstraps on demand and authenticates with PSK-TLS, then with Digest.
+    let psk_url = format!("https://{}/cli/psk", s(&info["osg"]["psk_addr"]));
+    let digest_url = format!("{}cli/digest", s(&info["osg"]["digest_url"]));
+    for (url, method) in [(psk_url, "psk-tls"), (digest_url, "digest")] {
+        let out = Command::new(BIN)
+            .args(base)
+            .args([
+                "get",
+                url.as_str(),
+                "--ca",
+                ca.as_str(),
+                "--ub-url",
+                ub.as_str(),
+            ])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{url}: {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(text.starts_with("HTTP 200"), "{text}");
+        assert!(
+            text.contains(&format!("x-3gpp-asserted-identity: {impi}")),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("x-seccf-auth-method: {method}")),
+            "{text}"
+        );
+        assert!(text.contains("assertion: verified"), "{text}");
+    }
+
+    // `seca tunnel`: a plain local port carried over PSK-TLS to the TCP echo resource.
+    let local = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let remote = s(&info["osg"]["tcp_tunnel_addr"]);
+    let mut tunnel = spawn_logged(
+        &[
+            &base[..],
+            &[
+                "tunnel",
+                &local.to_string(),
+                remote.as_str(),
+                "--naf-fqdn",
+                "localhost",
+                "--ub-url",
+                ub.as_str(),
+            ],
+        ]
+        .concat(),
+        &d.join("tunnel.log"),
+    );
+    wait_for_port(&local.to_string(), 30);
+    let tcp = tokio::net::TcpStream::connect(local).await.unwrap();
+    let mut stream = tokio::io::BufReader::new(tcp);
+    let mut line = String::new();
+    tokio::time::timeout(Duration::from_secs(20), stream.read_line(&mut line))
+        .await
+        .expect("greeting through the tunnel")
+        .unwrap();
+    assert_eq!(
+        line,
+        format!("seccf tcp echo: identity={impi} method=psk-tls\n")
+    );
+    stream.get_mut().write_all(b"hello tunnel\n").await.unwrap();
+    let mut echo = String::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_line(&mut echo))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(echo, "hello tunnel\n");
+    tunnel.kill().unwrap();
+    let _ = tunnel.wait();
+    dev.kill().unwrap();
+    let _ = dev.wait();
 }
