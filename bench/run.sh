@@ -106,8 +106,15 @@ HAVE_STUNNEL=0
 HAVE_NGINX=0
 ensure_tool stunnel stunnel4 && HAVE_STUNNEL=1
 ensure_tool nginx nginx && HAVE_NGINX=1
-STUNNEL_VERSION=$( ((HAVE_STUNNEL)) && stunnel -version 2>&1 | grep -m1 -o 'stunnel [0-9.]*' || echo "not installed")
-NGINX_VERSION=$( ((HAVE_NGINX)) && nginx -v 2>&1 | sed 's/^nginx version: //' || echo "not installed")
+STUNNEL_VERSION="stunnel (not installed)"
+NGINX_VERSION="nginx (not installed)"
+if ((HAVE_STUNNEL)); then
+    # sed reads all of it: an early-exiting reader would SIGPIPE stunnel under pipefail.
+    STUNNEL_VERSION=$(stunnel -version 2>&1 | sed -n 's/.*\(stunnel [0-9][0-9.]*\).*/\1/p' | sed -n 1p)
+fi
+if ((HAVE_NGINX)); then
+    NGINX_VERSION=$(nginx -v 2>&1 | sed 's/^nginx version: //')
+fi
 
 # ---- the dev environment (KMC, and the key source of the benchmarked OSG) ----------
 echo "== starting seccf dev in $DATA" >&2
@@ -192,9 +199,10 @@ run_scenario ub ub --dev-json "$DATA/dev.json" --concurrency "$CONCURRENCY" --se
 run_scenario zn zn --dev-json "$DATA/dev.json" --concurrency "$CONCURRENCY" --seconds "$ZN_SECONDS"
 
 # ---- section 2: gateway vs peers ---------------------------------------------------
-json_str() { sed -n "s/.*\"$1\": \"\\(.*\\)\".*/\\1/p" "$DATA/dev.json" | head -1; }
-ZN_URL=$(json_str zn_url)
-FQDN=$(json_str fqdn)
+# dev.json is pretty-printed, one field per line; the gateway's FQDN is the "fqdn" of
+# the "osg" object (the NAF client has one too).
+ZN_URL=$(sed -n 's/.*"zn_url": "\(.*\)".*/\1/p' "$DATA/dev.json")
+FQDN=$(sed -n '/"osg": {/,/}/ s/.*"fqdn": "\(.*\)".*/\1/p' "$DATA/dev.json")
 PKI="$DATA/pki"
 
 # Waits until something accepts TCP connections on 127.0.0.1:$2 ($1 names it, $3 is
@@ -322,6 +330,13 @@ if ((HAVE_NGINX)); then
     printf 'bench:%s\n' "$(printf '%s' "$PASS" | openssl passwd -apr1 -stdin)" >"$NG/htpasswd-apr1"
     printf 'bench:{SHA}%s\n' "$(printf '%s' "$PASS" | openssl dgst -sha1 -binary | openssl base64 -A)" >"$NG/htpasswd-sha1"
     unset PASS
+    # nginx started as root runs its workers as an unprivileged user, and they read the
+    # password files on every request: let them reach these files (and only these:
+    # the directories above are traversable, not listable, and every key file in them
+    # stays mode 0600).
+    chmod 711 "$WORK" "$GW"
+    chmod 755 "$NG"
+    chmod 644 "$NG/htpasswd-apr1" "$NG/htpasswd-sha1"
     nginx_server() {
         cat <<EOF
     server {
@@ -380,6 +395,7 @@ fi
 # One gateway run: appends its result line to gateway.jsonl.
 GW_RESULTS="$RESULTS/gateway.jsonl"
 : >"$GW_RESULTS"
+GW_FAILURES=""
 NGINX_CPU_ARGS=()
 for p in $NGINX_PID $NGINX_WORKERS; do NGINX_CPU_ARGS+=(--cpu-pid "gateway=$p"); done
 gw_run() {
@@ -394,6 +410,7 @@ gw_run() {
     echo "== $scenario via $gateway $*" >&2
     if ! "$LOAD" "$scenario" "${args[@]}" "$@" >>"$GW_RESULTS"; then
         echo "warning: $scenario via $gateway failed (see above); continuing" >&2
+        GW_FAILURES+="${GW_FAILURES:+, }$scenario via $gateway ($*)"
     fi
 }
 
@@ -441,32 +458,62 @@ for round in $(seq 1 "$GW_ROUNDS"); do
     gw_round $(((round + 1) % 2))
 done
 
-# ---- why: system calls per bulk operation (strace -c) ------------------------------
+# ---- why: system calls per operation (strace -c) -----------------------------------
 SYSCALL_ROWS=""
-if [[ $SYSCALLS != 0 ]] && command -v strace >/dev/null 2>&1 && ((HAVE_STUNNEL)); then
-    # A fixed number of operations with the tracer attached for all of them; strace
-    # slows the gateway down, so these runs only count, they are not in the tables.
+if [[ $SYSCALLS != 0 ]] && command -v strace >/dev/null 2>&1; then
+    # A fixed number of operations with the tracer attached for all of them (set-up
+    # and warm-up included, a handful of operations' worth); strace slows the gateway
+    # down, so these runs only count, they are not in the tables.
+    # Usage: count_syscalls LABEL OPS "PID..." seccf-load-arguments...
     count_syscalls() {
-        local name=$1 pid=$2 port=$3 ops=2000
-        strace -f -c -p "$pid" -o "$GW/strace-$name.txt" &
+        local label=$1 ops=$2 pids=$3
+        shift 3
+        local file="$GW/strace-$(date +%s%N).txt" p
+        local -a attach=()
+        for p in $pids; do attach+=(-p "$p"); done
+        strace -f -c "${attach[@]}" -o "$file" 2>/dev/null &
         local sp=$!
         sleep 1
-        "$LOAD" tls-bulk --addr "127.0.0.1:$port" --keys "$GW/keys.json" --target "${name%%-*}" --tls 1.3 \
-            --concurrency "$BULK_CONCURRENCY" --chunk-bytes "$BULK_CHUNK" --seconds 60 --max-ops "$ops" \
-            >/dev/null 2>&1 || true
+        "$LOAD" "$@" --keys "$GW/keys.json" --seconds 120 --max-ops "$ops" >/dev/null 2>&1 || true
         sleep 0.5
         kill -INT "$sp" 2>/dev/null || true
         wait "$sp" 2>/dev/null || true
-        awk -v name="$name" -v ops="$ops" '
-            $NF ~ /^(write|writev|sendto|sendmsg)$/ { send += $4 }
-            $NF ~ /^(read|readv|recvfrom|recvmsg)$/ { recv += $4 }
-            $NF ~ /^(poll|ppoll|epoll_wait|epoll_pwait|select)$/ { wait += $4 }
-            END { printf "| %s | %.1f | %.1f | %.1f |\n", name, send / ops, recv / ops, wait / ops }
-        ' "$GW/strace-$name.txt"
+        # strace -c rows: % time, seconds, usecs/call, calls, [errors,] syscall.
+        awk -v label="$label" -v ops="$ops" '
+            $1 ~ /^[0-9.]+$/ && $NF ~ /^[a-z_0-9]+$/ && $NF != "total" { n[$NF] = $4; t += $4 }
+            END {
+                out = ""
+                for (k = 0; k < 7; k++) {
+                    best = ""; bv = 0
+                    for (s in n) if (n[s] > bv) { bv = n[s]; best = s }
+                    if (best == "" || bv / ops < 0.05) break
+                    out = out (out == "" ? "" : ", ") sprintf("%s %.1f", best, bv / ops)
+                    delete n[best]
+                }
+                printf "| %s | %s | %.1f |\n", label, out, t / ops
+            }' "$file"
     }
-    echo "== gateway: counting system calls per bulk operation" >&2
-    SYSCALL_ROWS+=$(count_syscalls osg "$OSG_PID" "$P_OSG_TUNNEL")$'\n'
-    SYSCALL_ROWS+=$(count_syscalls stunnel "$STUNNEL_PID" "$P_ST13")$'\n'
+    echo "== gateway: counting system calls per operation" >&2
+    if ((HAVE_STUNNEL)); then
+        SYSCALL_ROWS+=$(count_syscalls "bulk, OSG" 2000 "$OSG_PID" tls-bulk --addr "127.0.0.1:$P_OSG_TUNNEL" \
+            --target osg --tls 1.3 --concurrency "$BULK_CONCURRENCY" --chunk-bytes "$BULK_CHUNK")$'\n'
+        SYSCALL_ROWS+=$(count_syscalls "bulk, stunnel" 2000 "$STUNNEL_PID" tls-bulk --addr "127.0.0.1:$P_ST13" \
+            --target stunnel --tls 1.3 --concurrency "$BULK_CONCURRENCY" --chunk-bytes "$BULK_CHUNK")$'\n'
+        SYSCALL_ROWS+=$(count_syscalls "new tunnel (TLS 1.3), OSG" 1000 "$OSG_PID" tls-handshake \
+            --addr "127.0.0.1:$P_OSG_TUNNEL" --target osg --tls 1.3 --concurrency "$GW_CONCURRENCY")$'\n'
+        SYSCALL_ROWS+=$(count_syscalls "new tunnel (TLS 1.3), stunnel" 1000 "$STUNNEL_PID" tls-handshake \
+            --addr "127.0.0.1:$P_ST13" --target stunnel --tls 1.3 --concurrency "$GW_CONCURRENCY")$'\n'
+    fi
+    SYSCALL_ROWS+=$(count_syscalls "keep-alive request, OSG PSK" 5000 "$OSG_PID" https-keepalive \
+        --addr "127.0.0.1:$P_OSG_PSK" --target osg-psk --tls "$KEEPALIVE_TLS" --concurrency "$GW_CONCURRENCY")$'\n'
+    SYSCALL_ROWS+=$(count_syscalls "keep-alive request, OSG Digest" 5000 "$OSG_PID" https-keepalive \
+        --addr "127.0.0.1:$P_OSG_DIGEST" --target osg-digest --tls "$KEEPALIVE_TLS" \
+        --concurrency "$GW_CONCURRENCY" --ca-file "$PKI/ca.pem")$'\n'
+    if ((HAVE_NGINX)); then
+        SYSCALL_ROWS+=$(count_syscalls "keep-alive request, nginx {SHA}" 5000 "$NGINX_WORKERS" https-keepalive \
+            --addr "127.0.0.1:$P_NG_SHA1" --target nginx --label nginx-sha1 --basic-auth-file "$GW/basic-auth.txt" \
+            --tls "$KEEPALIVE_TLS" --concurrency "$GW_CONCURRENCY" --ca-file "$PKI/ca.pem")$'\n'
+    fi
 fi
 
 # ---- why: where the OSG's CPU goes (perf) ------------------------------------------
@@ -486,19 +533,24 @@ if [[ $PROFILE == 1 || ($PROFILE == auto && $(perf_ok && echo yes) == yes) ]]; t
                 if (dso ~ /^(libc|ld-linux)/) return "libc: malloc/free, memcpy"
                 if (dso ~ /vdso/) return "clock reads (vDSO)"
                 if (dso != "seccf") return dso
-                sub(/^</, "", sym); sub(/^&(mut )?/, "", sym); c = sym; sub(/::.*/, "", c)
-                if (c ~ /^(tracing|tracing_core|tracing_subscriber|serde|serde_json)$/) return "logging and audit lines (tracing, JSON)"
-                if (c ~ /^(hyper|hyper_util|http|httparse|http_body|http_body_util|h2|want)$/) return "HTTP/1.1 (hyper) and the upstream pool"
+                while (sub(/^(<|&|mut |dyn )/, "", sym)) {}
+                c = sym; sub(/::.*/, "", c)
+                # "<W as core::fmt::Write>::write_str": the trait'"'"'s crate does the work.
+                if (c ~ / as /) sub(/.* as /, "", c)
+                if (c ~ /^(tracing|tracing_core|tracing_subscriber|tracing_serde|tracing_log|serde|serde_core|serde_json|itoa|ryu)$/) return "logging and audit lines (tracing, JSON)"
+                if (c ~ /^(hyper|hyper_util|http|httparse|http_body|http_body_util|h2|want|bytes)$/) return "HTTP/1.1 (hyper) and the upstream pool"
+                if (c ~ /^prometheus_client$/) return "metrics (prometheus_client)"
                 if (c ~ /^(tokio|mio|parking_lot|parking_lot_core|futures_util|futures_core|futures_channel)$/) return "tokio runtime"
                 if (c ~ /^(seccf_digest|md5|sha2|hmac|digest|hex|base64|subtle|block_buffer)$/) return "Digest: parsing, MD5/SHA-256, hex/base64"
                 if (c ~ /^(openssl|openssl_sys|tokio_openssl|seccf_tls)$/) return "OpenSSL bindings (Rust side)"
-                if (c ~ /^(core|alloc|std)$/) return "Rust std: formatting, strings, collections"
+                if (c ~ /^(core|alloc|std|hashbrown|__rustc)$/) return "Rust std: formatting, strings, collections"
                 if (c ~ /^seccf_osg$/) return "gateway logic (seccf_osg)"
                 return "other Rust (" c ")"
             }
             /%/ && $3 ~ /^\[/ {
                 pct = $1; sub(/%/, "", pct)
-                sym = $0; sub(/^[^]]*\] /, "", sym); sub(/ +$/, "", sym)
+                # Drop the columns around the symbol: "[.] " before, perf'"'"'s IPC "-  -" after.
+                sym = $0; sub(/^[^]]*\] /, "", sym); sub(/[ \t]+-[ \t]+-[ \t]*$/, "", sym); sub(/[ \t]+$/, "", sym)
                 g[group($2, sym)] += pct
             }
             END { for (k in g) printf "%s\t%.1f\n", k, g[k] }' | sort -t$'\t' -k2 -rn
@@ -521,8 +573,10 @@ if [[ $PROFILE == 1 || ($PROFILE == auto && $(perf_ok && echo yes) == yes) ]]; t
         } END { if (ops > 0) printf "%.1f", cpu * 1e6 / ops; else print "" }' "$out.json")
         PROFILE_TEXT+=$'\n'"**${title}** — the OSG used ${per_op:-?} CPU-µs per operation in this profiled run:"$'\n\n'
         PROFILE_TEXT+="| Component | Share of the OSG's CPU samples | CPU-µs per operation |"$'\n'"|---|---:|---:|"$'\n'
-        PROFILE_TEXT+=$(perf_groups "$out.perf" "$OSG_PID" | head -12 | awk -F'\t' -v per="${per_op:-0}" \
-            '{ printf "| %s | %.1f %% | %.1f |\n", $1, $2, per * $2 / 100 }')$'\n'
+        # awk stops printing after 12 rows instead of `head`, which under pipefail could
+        # end the script through a SIGPIPE upstream.
+        PROFILE_TEXT+=$(perf_groups "$out.perf" "$OSG_PID" | awk -F'\t' -v per="${per_op:-0}" \
+            'NR <= 12 { printf "| %s | %.1f %% | %.1f |\n", $1, $2, per * $2 / 100 }')$'\n'
     }
     profile_run "Keep-alive HTTPS, PSK-TLS listener" https-keepalive --addr "127.0.0.1:$P_OSG_PSK" \
         --target osg-psk --tls "$KEEPALIVE_TLS" --concurrency "$GW_CONCURRENCY"
@@ -552,7 +606,6 @@ TABLE=$("$LOAD" report "$RESULTS/crypto.json" "$RESULTS/ub.json" "$RESULTS/zn.js
 RAW=$(cat "$RESULTS/crypto.json" "$RESULTS/ub.json" "$RESULTS/zn.json")
 GW_TABLES=$("$LOAD" compare "$GW_RESULTS" 2>&1 || echo "(no gateway results: every gateway run failed)")
 GW_RAW=$(cat "$GW_RESULTS")
-GW_FAILED=$(grep -c "failed (see above)" /dev/null || true)
 CPU=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//' || true)
 CPU_MHZ=$(grep -m1 'cpu MHz' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//' || true)
 MEM=$(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)
@@ -563,7 +616,6 @@ DATE=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 if [[ -n "$(git status --porcelain 2>/dev/null | head -1)" ]]; then COMMIT="$COMMIT + uncommitted changes"; fi
 TMPFS=$(stat -f -c %T "$(dirname "$WORK")" 2>/dev/null || echo unknown)
-unset GW_FAILED
 
 if ((DISTURBED_STRONG)); then
     DISTURBED="**This run was disturbed by other work on the machine** (other engineers'
@@ -609,19 +661,24 @@ GW_OTHER=$(awk '{
     }' "$GW_RESULTS")
 
 PEERS_MISSING=""
+if [[ -n "$GW_FAILURES" ]]; then
+    PEERS_MISSING+="**Runs that failed and are missing from the tables:** ${GW_FAILURES}. "
+fi
 ((HAVE_STUNNEL)) || PEERS_MISSING+="stunnel is not installed, so the tunnel comparisons are missing. "
 ((HAVE_NGINX)) || PEERS_MISSING+="nginx is not installed, so the keep-alive comparison has no peer. "
 
 if [[ -n "$SYSCALL_ROWS" ]]; then
-    SYSCALL_TEXT="System calls per bulk operation ($((BULK_CHUNK / 1024)) KiB each way, TLS 1.3, counted with
-\`strace -f -c\` over 2000 operations in a separate run; the tracer slows the gateways, so
-these runs are not in the tables above):
+    SYSCALL_TEXT="System calls per operation, counted with \`strace -f -c\` attached to the gateway
+process(es) during a separate run of a fixed number of operations (most frequent first;
+\`recvfrom\`/\`read\` include the calls that found no data yet). The tracer slows the
+gateways down, so these runs are not in the tables above; the counts do not depend on
+speed.
 
-| Gateway | Sends per op | Receives per op | Waits per op (poll/epoll) |
-|---|---:|---:|---:|
+| Operation, gateway | System calls per operation | All calls per operation |
+|---|---|---:|
 ${SYSCALL_ROWS}"
 else
-    SYSCALL_TEXT="(System calls not counted: strace or stunnel missing, or SYSCALLS=0.)"
+    SYSCALL_TEXT="(System calls not counted: strace is not installed, or SYSCALLS=0.)"
 fi
 
 mkdir -p "$(dirname "$DOC")"
@@ -746,24 +803,53 @@ tokio multi-thread runtime (${NPROC} worker threads); stunnel runs a thread per 
 (its default). Logging is each gateway's production default, to files: the OSG at
 \`${OSG_LOG}\` (JSON) with its audit file, stunnel at level 5 (notice) with \`syslog = no\`
 (with no syslog daemon, glibc falls back to the console, which on this VM is a serial
-port: stunnel then spent 3.5 ms of CPU per connection writing to it, measured with
-perf), nginx with its access log and error log at \`error\`. The OSG's upstream is
+port: stunnel then spent 3.5–4.8 ms of CPU per connection writing to it, measured with
+perf while writing this script), nginx with its access log and error log at \`error\`. The OSG's upstream is
 \`seccf-load upstream\` rather than the dev echo resources of \`seccf dev\`: the dev HTTP echo
 copies every request header into its answer (so the response size would depend on the
 gateway) and verifies the OSG's ES256 assertion on every request (work nginx traffic
 would not cause), and the dev TCP echo leaves Nagle's algorithm on, which with delayed
-ACKs stalled every bulk round trip for 40 ms (under 6 MB/s through either gateway).
+ACKs stalled every bulk round trip for about 40 ms (measured while writing this
+script: 5.9 MB/s through the OSG).
 
 ### Why: where the differences come from
 
 ${SYSCALL_TEXT}
 
-The OSG's tunnel copies with \`tokio::io::copy_bidirectional\`, whose buffers are 8 KiB
-(tokio's \`DEFAULT_BUF_SIZE\`): each read is written on at once, so the OSG sends 8 KiB TLS
-records (stunnel fills the 16 KiB maximum) and needs about twice the send calls per
-byte, each through the TLS record layer and the loopback TCP stack. The sends column
-above shows it. \`tokio::io::copy_bidirectional_with_sizes\` with 16 KiB or larger buffers
-would let the OSG write full records.
+**Bulk.** The OSG's tunnel copies with \`tokio::io::copy_bidirectional\`, whose buffers
+are 8 KiB (tokio's \`DEFAULT_BUF_SIZE\`): each read is written on at once, so the OSG
+sends 8 KiB TLS records where stunnel fills the 16 KiB maximum, and makes about twice the
+send calls per byte (\`sendto\` in the OSG's bulk row against stunnel's \`write\`), each
+through the TLS record layer and the loopback TCP stack; its CPU per MB is higher by
+about the same margin as its throughput is lower. Calling
+\`tokio::io::copy_bidirectional_with_sizes\` with 16 KiB (or larger) buffers in the OSG's
+tunnel would let it write full records; that is a change to \`crates/osg\`, not made here.
+
+**New tunnels.** stunnel starts a thread per connection (\`clone\`, \`mmap\`/\`munmap\` of
+its stack, \`futex\`) and writes five notice lines per connection to its log; the OSG
+runs each connection as a task on its two runtime threads and writes one audit line.
+Both run the same OpenSSL handshake.
+
+**Keep-alive requests.** The system call counts per request are close (the OSG also
+writes its audit line twice: log and audit file; nginx writes its access log line and
+re-opens and reads the htpasswd file on every request: \`openat\`, \`pread64\`, \`close\`).
+What the OSG has and nginx has not is \`futex\`: the client connection and the pooled
+upstream connection are separate tokio tasks, often on different worker threads, so a
+request hands work from one thread to the other and wakes it, where an nginx worker
+does the whole request in one event loop. The profile below shows the rest: more than
+half of the OSG's CPU per request is kernel time (loopback TCP, wake-ups, scheduling)
+and allocation (malloc/free), ahead of HTTP parsing, TLS and the Digest computation
+itself.
+
+Per authenticated request, by construction: the OSG's Digest listener parses the
+\`Authorization\` header, looks up the key in its cache, computes the MD5 digest (HA1,
+HA2, response) and, for \`Authentication-Info\`, the \`rspauth\` (two more MD5s), records
+the nonce count under a lock, forwards with the identity headers and writes an audit
+line to its log and to its audit file; its PSK listener does none of the Digest work and
+writes no per-request audit line. nginx with apr1 recomputes the 1000-round MD5 crypt
+of the password on every request; with {SHA} it computes one SHA-1. Everything else —
+TLS records, HTTP/1.1 parsing, the upstream keep-alive pool, the loopback TCP stack —
+is common to all of them, which is why the kernel and OpenSSL shares below are large.
 
 Where the OSG's CPU goes, from \`perf record -a -e cpu-clock\` during one extra run per
 scenario (samples of the OSG process only, grouped by component; the CPU-µs column
@@ -782,7 +868,7 @@ ${PROFILE_TEXT}
 | TLS | ${OPENSSL} (system library, used by the OSG, seccf-load, stunnel and nginx) |
 | seccf | commit ${COMMIT} |
 | KMC | \`seccf dev\` (SQLite store in a temporary directory on ${TMPFS}, log level \`${KMC_LOG}\` to a file) |
-| Peers | ${STUNNEL_VERSION}; nginx ${NGINX_VERSION} |
+| Peers | ${STUNNEL_VERSION}, ${NGINX_VERSION} (Debian packages) |
 | Date | ${DATE} |
 
 ## How to reproduce

@@ -216,9 +216,10 @@ impl HttpsWorker {
         let sh = self.shared.clone();
         let (io, digest_password) = match &sh.auth {
             Auth::Psk(c) => (connect_psk(c, &sh.host, sh.addr, sh.ver).await?, None),
-            Auth::Basic { connector, .. } => {
-                (connect_cert(connector, &sh.host, sh.addr, sh.ver).await?.0, None)
-            }
+            Auth::Basic { connector, .. } => (
+                connect_cert(connector, &sh.host, sh.addr, sh.ver).await?.0,
+                None,
+            ),
             Auth::Digest {
                 connector,
                 passwords,
@@ -288,8 +289,8 @@ impl HttpsWorker {
                 b"",
             )
             .context("computing the Digest response")?;
-            let value = HeaderValue::from_str(&creds.to_header_value())
-                .context("Authorization header")?;
+            let value =
+                HeaderValue::from_str(&creds.to_header_value()).context("Authorization header")?;
             let a = send(&mut conn.sender, &sh, Some(value)).await?;
             if a.status == StatusCode::UNAUTHORIZED && round == 0 {
                 let c = gba_challenge(&a)?;
@@ -401,8 +402,8 @@ pub async fn run(
         }
     };
     let psk = matches!(auth, Auth::Psk(_));
-    let host_header = HeaderValue::from_str(&format!("{}:{}", s.host, s.addr.port()))
-        .context("Host header")?;
+    let host_header =
+        HeaderValue::from_str(&format!("{}:{}", s.host, s.addr.port())).context("Host header")?;
     let shared = Arc::new(Shared {
         auth,
         addr: s.addr,
@@ -468,7 +469,10 @@ pub async fn run(
     };
     let mut r = Report::new(
         "https-keepalive",
-        format!("GET / over keep-alive HTTPS, {what} ({label} at {})", s.addr),
+        format!(
+            "GET / over keep-alive HTTPS, {what} ({label} at {})",
+            s.addr
+        ),
         s.concurrency,
         s.limits.duration.as_secs_f64(),
         &outcome,
@@ -547,7 +551,9 @@ mod tests {
         assert_eq!(c.nonce, "n2");
         assert_eq!(c.opaque.as_deref(), Some("o"));
         assert!(gba_challenge(&answer(200, &[], b"")).is_err());
-        assert!(gba_challenge(&answer(401, &[("www-authenticate", "Basic realm=x")], b"")).is_err());
+        assert!(
+            gba_challenge(&answer(401, &[("www-authenticate", "Basic realm=x")], b"")).is_err()
+        );
     }
 
     /// The client's Digest answer and the server's rspauth check agree, and a wrong
@@ -555,13 +561,31 @@ mod tests {
     /// seccf-digest on both sides).
     #[test]
     fn rspauth_is_verified() {
-        let mut c = Challenge::new("3GPP-bootstrapping@localhost", "abc", seccf_digest::Algorithm::Md5);
+        let mut c = Challenge::new(
+            "3GPP-bootstrapping@localhost",
+            "abc",
+            seccf_digest::Algorithm::Md5,
+        );
         c.qop = vec![Qop::Auth];
         let pw = SecretBytes::new(b"cGFzc3dvcmQ=".to_vec());
-        let creds = seccf_digest::answer(&c, "btid@bsf", pw.expose(), "GET", "/", Some(Qop::Auth), 1, "cn", b"")
-            .expect("answer");
+        let creds = seccf_digest::answer(
+            &c,
+            "btid@bsf",
+            pw.expose(),
+            "GET",
+            "/",
+            Some(Qop::Auth),
+            1,
+            "cn",
+            b"",
+        )
+        .expect("answer");
         let info = seccf_digest::authentication_info(&creds, pw.expose(), b"", None).expect("info");
-        let ok = answer(200, &[("authentication-info", &info.to_header_value())], b"");
+        let ok = answer(
+            200,
+            &[("authentication-info", &info.to_header_value())],
+            b"",
+        );
         assert!(verify_rspauth(&creds, &pw, &ok).is_ok());
         let other = SecretBytes::new(b"b3RoZXI=".to_vec());
         assert!(verify_rspauth(&creds, &other, &ok).is_err());

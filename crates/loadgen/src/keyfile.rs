@@ -77,7 +77,11 @@ impl std::fmt::Debug for GbaKeys {
             .field("expires_at", &self.expires_at)
             .field(
                 "ua_ids",
-                &self.keys.iter().map(|(u, _)| u.to_hex()).collect::<Vec<_>>(),
+                &self
+                    .keys
+                    .iter()
+                    .map(|(u, _)| u.to_hex())
+                    .collect::<Vec<_>>(),
             )
             .finish_non_exhaustive()
     }
@@ -250,7 +254,10 @@ mod tests {
                     UaSecurityProtocolId::tls_3gpp(0x00a8),
                     Secret::new([0x11; 32]),
                 ),
-                (UaSecurityProtocolId::TLS13_SHARED_KEY, Secret::new([0x22; 32])),
+                (
+                    UaSecurityProtocolId::TLS13_SHARED_KEY,
+                    Secret::new([0x22; 32]),
+                ),
             ],
         )
         .expect("valid key set")
@@ -274,10 +281,7 @@ mod tests {
             Some([0x22; 32])
         );
         assert!(k.key(&UaSecurityProtocolId::HTTP_DIGEST).is_none());
-        assert_eq!(
-            k.psk_identity(),
-            format!("3GPP-bootstrapping.{BTID}")
-        );
+        assert_eq!(k.psk_identity(), format!("3GPP-bootstrapping.{BTID}"));
     }
 
     #[test]
@@ -305,11 +309,11 @@ mod tests {
     fn bad_files_are_refused_without_echoing_keys() {
         let good = sample().to_json().expect("encodes");
         let cases: Vec<(String, KeyFileError)> = vec![
+            (good.replace(BTID, "not-a-btid"), KeyFileError::Btid),
             (
-                good.replace(BTID, "not-a-btid"),
-                KeyFileError::Btid,
+                good.replace("01000100a8", "01000100"),
+                KeyFileError::UaId(0),
             ),
-            (good.replace("01000100a8", "01000100"), KeyFileError::UaId(0)),
             (
                 good.replace(&"11".repeat(32), &"11".repeat(31)),
                 KeyFileError::Key(0),
@@ -331,9 +335,7 @@ mod tests {
                 "{want}"
             );
         }
-        let no_keys = format!(
-            r#"{{"btid":"{BTID}","fqdn":"localhost","expires_at":1,"keys":[]}}"#
-        );
+        let no_keys = format!(r#"{{"btid":"{BTID}","fqdn":"localhost","expires_at":1,"keys":[]}}"#);
         assert_eq!(
             GbaKeys::from_json(no_keys.as_bytes()).map(|_| ()),
             Err(KeyFileError::KeyCount)

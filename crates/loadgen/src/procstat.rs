@@ -70,9 +70,7 @@ pub fn parse_pid_stat(text: &str) -> Result<ProcessTicks, ProcStatError> {
     let rest = text.get(close + 1..).ok_or(ProcStatError::NoCommand)?;
     let mut fields = rest.split_ascii_whitespace();
     let mut number_at = |field: usize, skip: usize| -> Result<u64, ProcStatError> {
-        let text = fields
-            .nth(skip)
-            .ok_or(ProcStatError::MissingField(field))?;
+        let text = fields.nth(skip).ok_or(ProcStatError::MissingField(field))?;
         text.parse::<u64>()
             .map_err(|_| ProcStatError::NotANumber(field))
     };
@@ -154,7 +152,10 @@ mod tests {
 
     #[test]
     fn malformed_inputs_are_typed_errors() {
-        assert_eq!(parse_pid_stat("4242 sleep S 1"), Err(ProcStatError::NoCommand));
+        assert_eq!(
+            parse_pid_stat("4242 sleep S 1"),
+            Err(ProcStatError::NoCommand)
+        );
         assert_eq!(
             parse_pid_stat("1 (x) S 1 2 3"),
             Err(ProcStatError::MissingField(14))
@@ -185,7 +186,9 @@ mod tests {
         let own = std::fs::read_to_string("/proc/self/stat").expect("procfs mounted");
         parse_pid_stat(&own).expect("own stat line parses");
         let machine = std::fs::read_to_string("/proc/stat").expect("procfs mounted");
-        let cut = machine.get(..MAX_MACHINE_STAT_LEN.min(machine.len())).unwrap_or("");
+        let cut = machine
+            .get(..MAX_MACHINE_STAT_LEN.min(machine.len()))
+            .unwrap_or("");
         parse_machine_stat(cut).expect("/proc/stat parses");
     }
 

@@ -157,7 +157,12 @@ impl Group<'_> {
     }
 
     fn cpu_ms(&self, label: &str) -> Option<f64> {
-        median(self.runs.iter().filter_map(|r| r.cpu_ms_per_op(label)).collect())
+        median(
+            self.runs
+                .iter()
+                .filter_map(|r| r.cpu_ms_per_op(label))
+                .collect(),
+        )
     }
 
     fn errors(&self) -> u64 {

@@ -229,7 +229,13 @@ mod tests {
         for ok in ["127.0.0.1:1", "127.8.0.1:443", "[::1]:80"] {
             assert!(loopback_addr(ok).is_ok(), "{ok}");
         }
-        for bad in ["10.0.0.1:1", "0.0.0.0:80", "[::]:1", "localhost:80", "127.0.0.1"] {
+        for bad in [
+            "10.0.0.1:1",
+            "0.0.0.0:80",
+            "[::]:1",
+            "localhost:80",
+            "127.0.0.1",
+        ] {
             assert!(loopback_addr(bad).is_err(), "{bad}");
         }
     }

@@ -218,7 +218,10 @@ pub async fn run_bulk(
     probe: &CpuProbe,
     stop: Arc<AtomicBool>,
 ) -> anyhow::Result<Report> {
-    ensure!((8..=MAX_CHUNK).contains(&chunk), "chunk must be 8..={MAX_CHUNK} bytes");
+    ensure!(
+        (8..=MAX_CHUNK).contains(&chunk),
+        "chunk must be 8..={MAX_CHUNK} bytes"
+    );
     let mut workers = Vec::with_capacity(s.concurrency);
     for i in 0..s.concurrency {
         let mut stream = connect_psk(&connector, &s.host, s.addr, s.ver)

@@ -49,7 +49,9 @@ async fn answer(
     mark: HeaderValue,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     // Read the request body to its end (bounded) so the connection stays reusable.
-    let _ = Limited::new(req.into_body(), MAX_REQUEST_BODY).collect().await;
+    let _ = Limited::new(req.into_body(), MAX_REQUEST_BODY)
+        .collect()
+        .await;
     let mut resp = Response::new(Full::new(body));
     resp.headers_mut().insert(
         CONTENT_TYPE,
@@ -124,7 +126,11 @@ async fn accept(listener: &TcpListener) -> tokio::net::TcpStream {
 }
 
 async fn serve_http(listener: TcpListener, body_bytes: usize) {
-    let body = Bytes::from((0..body_bytes).map(|i| b'a' + (i % 26) as u8).collect::<Vec<_>>());
+    let body = Bytes::from(
+        (0..body_bytes)
+            .map(|i| b'a' + (i % 26) as u8)
+            .collect::<Vec<_>>(),
+    );
     let mark = HeaderValue::from(body_bytes);
     loop {
         let tcp = accept(&listener).await;
@@ -200,7 +206,11 @@ async fn echo(mut tcp: tokio::net::TcpStream) {
             Ok(n) if n > 0 => n,
             _ => return,
         };
-        if tcp.write_all(buf.get(..n).unwrap_or_default()).await.is_err() {
+        if tcp
+            .write_all(buf.get(..n).unwrap_or_default())
+            .await
+            .is_err()
+        {
             return;
         }
     }

@@ -33,9 +33,16 @@ pub fn init(cfg: &LogConfig) -> anyhow::Result<()> {
     };
     let audit = match &cfg.audit_file {
         Some(path) => {
-            let file = OpenOptions::new()
-                .create(true)
-                .append(true)
+            let mut opts = OpenOptions::new();
+            opts.create(true).append(true);
+            // Audit lines hold hashed identities only, but who authenticated when is
+            // still operator business: owner-only.
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::OpenOptionsExt;
+                opts.mode(0o600);
+            }
+            let file = opts
                 .open(path)
                 .with_context(|| format!("opening audit file {}", path.display()))?;
             Some(
