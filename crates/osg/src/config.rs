@@ -15,8 +15,11 @@ use serde::Deserialize;
 
 use crate::ua::UaOrg;
 
-/// Longest listener name.
+/// Longest listener or route name.
 pub const MAX_NAME_LEN: usize = 64;
+
+/// Default period of OCSP staple refreshes (`tls.ocsp_stapling_refresh_secs`).
+pub const DEFAULT_STAPLE_REFRESH_SECS: u64 = 3600;
 
 /// Configuration errors (the field and what is wrong with it).
 #[derive(Debug, thiserror::Error)]
@@ -175,7 +178,8 @@ impl AuthMethod {
     }
 }
 
-/// OCSP checking of client certificates.
+/// Where OCSP requests go: `tls.ocsp` (checking client certificates) and
+/// `tls.ocsp_stapling` (the gateway's own certificate).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum OcspSetting {
     /// No OCSP.
@@ -233,6 +237,33 @@ pub struct ListenerTls {
     #[serde(default)]
     #[serde(rename = "dangerous_psk_ke_without_dhe")]
     pub psk_ke_without_dhe: bool,
+    /// OCSP stapling (RFC 6066 `status_request`) of this listener's own certificate
+    /// (`cert_file`): `"off"` (default), `"aia"` (the responder named in the
+    /// certificate) or an `http://` responder URL.
+    #[serde(default)]
+    pub ocsp_stapling: OcspSetting,
+    /// CAs trusted to sign (directly or through a delegated responder) the OCSP answers
+    /// for `cert_file`; its issuer is taken from `cert_file`'s chain or from here.
+    /// Default: `client_ca_file`. One of the two is needed when `ocsp_stapling` is on.
+    #[serde(default)]
+    pub ocsp_stapling_ca_file: Option<PathBuf>,
+    /// Seconds between staple refreshes (a failed refresh is retried after at most
+    /// 60 s). Keep it well below the responder's nextUpdate interval. Default 3600.
+    #[serde(default = "default_staple_refresh")]
+    pub ocsp_stapling_refresh_secs: u64,
+}
+
+fn default_staple_refresh() -> u64 {
+    DEFAULT_STAPLE_REFRESH_SECS
+}
+
+impl ListenerTls {
+    /// The CA file that verifies the OCSP answers for the own certificate.
+    pub fn stapling_ca_file(&self) -> Option<&std::path::Path> {
+        self.ocsp_stapling_ca_file
+            .as_deref()
+            .or(self.client_ca_file.as_deref())
+    }
 }
 
 fn yes() -> bool {
@@ -250,6 +281,9 @@ impl Default for ListenerTls {
             revocation_hard_fail: false,
             psk_tls13: true,
             psk_ke_without_dhe: false,
+            ocsp_stapling: OcspSetting::Off,
+            ocsp_stapling_ca_file: None,
+            ocsp_stapling_refresh_secs: DEFAULT_STAPLE_REFRESH_SECS,
         }
     }
 }
@@ -318,7 +352,11 @@ pub struct ListenerConfig {
     /// How long a Digest nonce is good for (then `stale=true`).
     #[serde(default = "default_nonce_lifetime")]
     pub nonce_lifetime_secs: u64,
-    /// `http://host:port` (https kind) or `host:port` (tcp kind).
+    /// `http://host:port` (https kind) or `host:port` (tcp kind). Required, except on
+    /// an https listener with routes, where it is the default `upstream` of its routes.
+    /// Empty = not given (a plain string rather than an `Option` so that code written
+    /// before routes keeps compiling); read it with [`ListenerConfig::upstream`].
+    #[serde(default)]
     pub upstream: String,
     /// tcp kind: send a PROXY protocol v2 header first.
     #[serde(default)]
@@ -333,6 +371,55 @@ pub struct ListenerConfig {
     /// Limits.
     #[serde(default)]
     pub limits: Limits,
+    /// Routes of an https listener (`[[osg.listener.route]]`). None: the listener's
+    /// own `upstream`, `allow`, `required_flags` and limits form one implicit route
+    /// for every request (see [`crate::routes`]).
+    #[serde(rename = "route", default)]
+    pub routes: Vec<RouteConfig>,
+}
+
+/// `[[osg.listener.route]]`: where requests whose path (and host) match go, and who
+/// may send them. Unset optional fields take the listener's value; a value set here
+/// replaces it (it is not combined with it).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// Metrics and audit label: 1..=64 of `[A-Za-z0-9_-]`, unique on the listener.
+    pub name: String,
+    /// Requests whose path is this or below it (segment-wise: `/api` matches `/api`
+    /// and `/api/x`, not `/apix`; a prefix ending in `/` matches anything under it).
+    /// Must start with `/`, in canonical form (no `.`/`..` segments, no `//`, no `%`).
+    pub path_prefix: String,
+    /// Only requests for this authority (`:authority` or `Host`), compared without
+    /// case; without a port it matches any port. Absent: any host.
+    #[serde(default)]
+    pub host: Option<String>,
+    /// `http://host:port`; default the listener's `upstream`.
+    #[serde(default)]
+    pub upstream: Option<String>,
+    /// Methods accepted on this route, a subset of the listener's `auth`; default all
+    /// of them. A connection authenticated otherwise gets a Digest challenge (401)
+    /// when `digest` is listed, else 403.
+    #[serde(default)]
+    pub auth: Option<Vec<AuthMethod>>,
+    /// Identities allowed; default the listener's `allow`.
+    #[serde(default)]
+    pub allow: Option<Vec<String>>,
+    /// USS flags that must all be present; default the listener's `required_flags`.
+    #[serde(default)]
+    pub required_flags: Option<Vec<u32>>,
+    /// Send the identity headers (`X-3GPP-Asserted-Identity`, `X-Seccf-Auth-Method`,
+    /// `X-Seccf-Assertion`) upstream. Default true. With false, client-supplied
+    /// identity headers are still stripped but none are added (the `Forwarded` /
+    /// `X-Forwarded-*` client address headers still are).
+    #[serde(default = "yes")]
+    pub forward_identity: bool,
+    /// Time for the upstream to connect and answer; default `limits.upstream_timeout_secs`.
+    #[serde(default)]
+    pub upstream_timeout_secs: Option<u64>,
+    /// Largest request body; default `limits.max_body_bytes`.
+    #[serde(default)]
+    pub max_body_bytes: Option<usize>,
 }
 
 fn default_nonce_lifetime() -> u64 {
@@ -348,6 +435,25 @@ impl ListenerConfig {
     pub fn accepts(&self, m: AuthMethod) -> bool {
         self.auth.contains(&m)
     }
+
+    /// The listener's `upstream`, `None` when not given.
+    pub fn upstream(&self) -> Option<&str> {
+        Some(self.upstream.as_str()).filter(|u| !u.is_empty())
+    }
+
+    /// True when the listener has `[[osg.listener.route]]` entries.
+    pub fn has_routes(&self) -> bool {
+        !self.routes.is_empty()
+    }
+}
+
+/// True for 1..=[`MAX_NAME_LEN`] characters of `[A-Za-z0-9_-]`.
+pub fn is_valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_NAME_LEN
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 impl OsgConfig {
@@ -387,13 +493,7 @@ impl OsgConfig {
         let mut names = HashSet::new();
         for l in &self.listeners {
             let at = format!("listener {:?}", l.name);
-            if l.name.is_empty()
-                || l.name.len() > MAX_NAME_LEN
-                || !l
-                    .name
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-            {
+            if !is_valid_name(&l.name) {
                 return Err(invalid(format!(
                     "{at}: name must be 1..={MAX_NAME_LEN} of [A-Za-z0-9_-]"
                 )));
@@ -438,6 +538,27 @@ fn validate_listener(l: &ListenerConfig, at: &str) -> Result<(), ConfigError> {
     if set.contains(&Mtls) && l.tls.client_ca_file.is_none() {
         return Err(invalid(format!("{at}: mtls needs tls.client_ca_file")));
     }
+    if l.tls.ocsp_stapling != OcspSetting::Off {
+        if !has_cert {
+            return Err(invalid(format!(
+                "{at}: tls.ocsp_stapling needs tls.cert_file and tls.key_file"
+            )));
+        }
+        if l.tls.stapling_ca_file().is_none() {
+            return Err(invalid(format!(
+                "{at}: tls.ocsp_stapling needs tls.ocsp_stapling_ca_file (the issuer of cert_file)"
+            )));
+        }
+        if l.tls.ocsp_stapling_refresh_secs == 0 {
+            return Err(invalid(format!(
+                "{at}: tls.ocsp_stapling_refresh_secs must be at least 1"
+            )));
+        }
+    } else if l.tls.ocsp_stapling_ca_file.is_some() {
+        return Err(invalid(format!(
+            "{at}: tls.ocsp_stapling_ca_file without tls.ocsp_stapling"
+        )));
+    }
     if !set.contains(&Mtls)
         && (!l.tls.crl_files.is_empty()
             || l.tls.ocsp != OcspSetting::Off
@@ -473,9 +594,24 @@ fn validate_listener(l: &ListenerConfig, at: &str) -> Result<(), ConfigError> {
             "{at}: nonce_lifetime_secs must be at least 1"
         )));
     }
+    if l.allow.is_empty() {
+        return Err(invalid(format!(
+            "{at}: allow is empty (nobody could connect); use [\"*\"] for any identity"
+        )));
+    }
     match l.kind {
         ListenerKind::Https => {
-            parse_http_upstream(&l.upstream).map_err(|e| invalid(format!("{at}: upstream {e}")))?;
+            match (l.upstream(), l.has_routes()) {
+                (Some(u), _) => {
+                    parse_http_upstream(u).map_err(|e| invalid(format!("{at}: upstream {e}")))?;
+                }
+                (None, false) => {
+                    return Err(invalid(format!(
+                        "{at}: upstream is required (or [[osg.listener.route]] entries)"
+                    )))
+                }
+                (None, true) => {}
+            }
             if l.proxy_protocol {
                 return Err(invalid(format!(
                     "{at}: proxy_protocol is for tcp listeners"
@@ -483,13 +619,14 @@ fn validate_listener(l: &ListenerConfig, at: &str) -> Result<(), ConfigError> {
             }
         }
         ListenerKind::Tcp => {
-            parse_host_port(&l.upstream).map_err(|e| invalid(format!("{at}: upstream {e}")))?;
+            let u = l
+                .upstream()
+                .ok_or_else(|| invalid(format!("{at}: upstream is required")))?;
+            parse_host_port(u).map_err(|e| invalid(format!("{at}: upstream {e}")))?;
+            if l.has_routes() {
+                return Err(invalid(format!("{at}: routes are for https listeners")));
+            }
         }
-    }
-    if l.allow.is_empty() {
-        return Err(invalid(format!(
-            "{at}: allow is empty (nobody could connect); use [\"*\"] for any identity"
-        )));
     }
     let lim = &l.limits;
     if lim.max_header_bytes < 1024
@@ -503,6 +640,11 @@ fn validate_listener(l: &ListenerConfig, at: &str) -> Result<(), ConfigError> {
         return Err(invalid(format!(
             "{at}: limits must be positive (max_header_bytes at least 1024)"
         )));
+    }
+    if l.kind == ListenerKind::Https {
+        // Building the table checks every route rule (names, prefixes, hosts, auth
+        // subsets, duplicates, upstreams, limits).
+        crate::routes::RouteTable::from_listener(l).map_err(|e| invalid(format!("{at}: {e}")))?;
     }
     Ok(())
 }
@@ -666,6 +808,155 @@ proxy_protocol = true
                 "[\"digest\"]\ntls = { cert_file = \"/a\", key_file = \"/b\" }",
             );
         assert!(OsgConfig::from_toml_str(&base(&tcp)).is_err());
+    }
+
+    const ROUTED: &str = r#"
+[[osg.listener]]
+name = "gw"
+listen = "127.0.0.1:0"
+kind = "https"
+auth = ["psk", "digest"]
+tls = { cert_file = "/s.pem", key_file = "/s.key" }
+[[osg.listener.route]]
+name = "a"
+path_prefix = "/a"
+upstream = "http://127.0.0.1:9001"
+auth = ["psk"]
+[[osg.listener.route]]
+name = "b"
+host = "b.example.org"
+path_prefix = "/"
+upstream = "http://127.0.0.1:9002"
+forward_identity = false
+max_body_bytes = 10
+"#;
+
+    #[test]
+    fn routes_parse_and_are_checked() {
+        let c = OsgConfig::from_toml_str(&base(ROUTED)).unwrap();
+        let l = &c.listeners[0];
+        assert!(l.has_routes() && l.upstream().is_none());
+        assert_eq!(l.routes.len(), 2);
+        assert_eq!(l.routes[0].auth, Some(vec![AuthMethod::Psk]));
+        assert!(l.routes[0].forward_identity);
+        assert!(!l.routes[1].forward_identity);
+        assert_eq!(l.routes[1].host.as_deref(), Some("b.example.org"));
+        // The problems named by the route table surface with the listener's name.
+        for (from, to, what) in [
+            ("path_prefix = \"/a\"", "path_prefix = \"a\"", "path_prefix"),
+            (
+                "path_prefix = \"/a\"",
+                "path_prefix = \"/a/../b\"",
+                "path_prefix",
+            ),
+            ("auth = [\"psk\"]", "auth = [\"mtls\"]", "subset"),
+            ("name = \"b\"", "name = \"a\"", "duplicate route name"),
+            ("name = \"b\"", "name = \"b!\"", "name"),
+            (
+                "host = \"b.example.org\"\npath_prefix = \"/\"",
+                "path_prefix = \"/a\"",
+                "same host and path_prefix",
+            ),
+            (
+                "upstream = \"http://127.0.0.1:9002\"\n",
+                "",
+                "upstream is required",
+            ),
+            ("max_body_bytes = 10", "max_body_bytes = 0", "positive"),
+            (
+                "forward_identity = false",
+                "forward_identiy = false",
+                "unknown field",
+            ),
+        ] {
+            assert!(ROUTED.contains(from), "{from}");
+            let e = OsgConfig::from_toml_str(&base(&ROUTED.replacen(from, to, 1)))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(what), "{to}: {e}");
+            if !what.contains("unknown") {
+                assert!(e.contains("listener \"gw\""), "{e}");
+            }
+        }
+        // A listener without routes still needs its upstream; with routes it may give
+        // one as their default.
+        let no_up = PSK.replace("upstream = \"http://127.0.0.1:9000\"\n", "");
+        let e = OsgConfig::from_toml_str(&base(&no_up))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("upstream is required"), "{e}");
+        let with_default = ROUTED
+            .replace("upstream = \"http://127.0.0.1:9002\"\n", "")
+            .replace(
+                "tls = { cert_file",
+                "upstream = \"http://127.0.0.1:9009\"\ntls = { cert_file",
+            );
+        assert!(OsgConfig::from_toml_str(&base(&with_default)).is_ok());
+        // Routes are for https listeners.
+        let tcp = "[[osg.listener]]\nname = \"t\"\nlisten = \"127.0.0.1:0\"\nkind = \"tcp\"\nauth = [\"psk\"]\nupstream = \"127.0.0.1:9\"\n\
+                   [[osg.listener.route]]\nname = \"r\"\npath_prefix = \"/\"\n";
+        let e = OsgConfig::from_toml_str(&base(tcp))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("https"), "{e}");
+    }
+
+    #[test]
+    fn ocsp_stapling_settings() {
+        let digest = |tls: &str| {
+            base(&format!(
+                "[[osg.listener]]\nname = \"d\"\nlisten = \"127.0.0.1:0\"\nkind = \"https\"\nauth = [\"digest\"]\nupstream = \"http://127.0.0.1:9\"\ntls = {{ cert_file = \"/s.pem\", key_file = \"/s.key\"{tls} }}\n"
+            ))
+        };
+        let c = OsgConfig::from_toml_str(&digest("")).unwrap();
+        assert_eq!(c.listeners[0].tls.ocsp_stapling, OcspSetting::Off);
+        let c = OsgConfig::from_toml_str(&digest(
+            ", ocsp_stapling = \"aia\", ocsp_stapling_ca_file = \"/ca.pem\"",
+        ))
+        .unwrap();
+        let t = &c.listeners[0].tls;
+        assert_eq!(t.ocsp_stapling, OcspSetting::Aia);
+        assert_eq!(t.ocsp_stapling_refresh_secs, DEFAULT_STAPLE_REFRESH_SECS);
+        assert_eq!(t.stapling_ca_file(), Some(std::path::Path::new("/ca.pem")));
+        let c = OsgConfig::from_toml_str(&digest(
+            ", ocsp_stapling = \"http://127.0.0.1:8888/\", ocsp_stapling_ca_file = \"/ca.pem\", ocsp_stapling_refresh_secs = 5",
+        ))
+        .unwrap();
+        assert_eq!(
+            c.listeners[0].tls.ocsp_stapling,
+            OcspSetting::Responder("http://127.0.0.1:8888/".into())
+        );
+        // An mtls listener falls back to its client CA file.
+        let mtls = base(
+            "[[osg.listener]]\nname = \"m\"\nlisten = \"127.0.0.1:0\"\nkind = \"tcp\"\nauth = [\"mtls\"]\nupstream = \"127.0.0.1:9\"\n\
+             tls = { cert_file = \"/s.pem\", key_file = \"/s.key\", client_ca_file = \"/clients.pem\", ocsp_stapling = \"aia\" }\n",
+        );
+        let c = OsgConfig::from_toml_str(&mtls).unwrap();
+        assert_eq!(
+            c.listeners[0].tls.stapling_ca_file(),
+            Some(std::path::Path::new("/clients.pem"))
+        );
+        for (tls, what) in [
+            (", ocsp_stapling = \"aia\"", "ocsp_stapling_ca_file"),
+            (", ocsp_stapling = \"https://x\"", "ocsp must be"),
+            (
+                ", ocsp_stapling = \"aia\", ocsp_stapling_ca_file = \"/ca.pem\", ocsp_stapling_refresh_secs = 0",
+                "at least 1",
+            ),
+            (", ocsp_stapling_ca_file = \"/ca.pem\"", "without tls.ocsp_stapling"),
+        ] {
+            let e = OsgConfig::from_toml_str(&digest(tls)).unwrap_err().to_string();
+            assert!(e.contains(what), "{tls}: {e}");
+        }
+        // A PSK-only listener has no certificate to staple.
+        let psk = PSK.replace(
+            "auth = [\"psk\"]",
+            "auth = [\"psk\"]\ntls = { ocsp_stapling = \"aia\", ocsp_stapling_ca_file = \"/ca.pem\" }",
+        );
+        let e = OsgConfig::from_toml_str(&base(&psk))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("needs tls.cert_file"), "{e}");
     }
 
     #[test]

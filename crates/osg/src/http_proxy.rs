@@ -1,6 +1,13 @@
 //! The HTTPS reverse proxy: HTTP/1.1 and HTTP/2 (ALPN) towards terminals, pooled
-//! HTTP/1.1 keep-alive towards the resource, authentication per connection (PSK-TLS,
-//! mutual TLS) or per request (Digest), and SEC-3 identity forwarding.
+//! HTTP/1.1 keep-alive towards the resources, authentication per connection (PSK-TLS,
+//! mutual TLS) or per request (Digest), routing ([`crate::routes`]), authorisation per
+//! route, and SEC-3 identity forwarding.
+//!
+//! Per request: select the route (404 / 400 when none can be), decide how the request
+//! is authenticated on that route (the connection's method if the route accepts it,
+//! else Digest if the route accepts Digest, else 403) before reading the body, read the
+//! body within the route's limit, authenticate, authorise against the route, forward
+//! to the route's upstream within its timeout.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -25,9 +32,10 @@ use crate::conn::{Activity, DrainToken, Tracked};
 use crate::digest_auth::{Authenticated, Begin, DigestEngine, Outcome};
 use crate::obs::Decision;
 use crate::principal::{
-    authorize, intended_identity, set_identity_headers, strip_client_identity_headers,
+    intended_identity, set_forwarded_headers, set_identity_headers, strip_client_identity_headers,
     strip_hop_by_hop, Principal,
 };
+use crate::routes::{Route, RouteTable};
 use crate::session::{connection_auth, handshake, ConnAuth};
 use crate::tls_setup::negotiated;
 use crate::ua::digest_ua;
@@ -56,9 +64,20 @@ pub(crate) struct HttpsProxy {
     pub(crate) state: Arc<ListenerState>,
     pub(crate) shared: Arc<Shared>,
     pub(crate) digest: Option<DigestEngine>,
-    pub(crate) upstream: String,
+    pub(crate) routes: Arc<RouteTable>,
     pub(crate) client: Client<HttpConnector, Full<Bytes>>,
 }
+
+/// How a request will be authenticated on its route.
+enum Plan {
+    /// By the connection (PSK-TLS or client certificate).
+    Connection(Principal),
+    /// By HTTP Digest on this request.
+    Digest,
+}
+
+/// A response and what it means for the metrics (`route_requests_total{result}`).
+type Served<'r> = (Response<RespBody>, &'r str, &'static str);
 
 /// What a connection knows about itself.
 struct ConnCtx {
@@ -66,7 +85,8 @@ struct ConnCtx {
     auth: ConnAuth,
     suite: u16,
     activity: Arc<Activity>,
-    /// The last assertion issued on this connection: (subject key, token, iat).
+    /// The last assertion issued on this connection: (subject and audience key, token,
+    /// iat).
     assertion: std::sync::Mutex<Option<(String, Arc<str>, i64)>>,
 }
 
@@ -76,11 +96,14 @@ impl ConnCtx {
     /// proxying; a resource therefore sees one token (one `jti`) for the requests of one
     /// connection within that window, never across connections or subjects.
     fn assertion(&self, shared: &Shared, p: &Principal, aud: &str, now: i64) -> Option<Arc<str>> {
+        // The audience is part of the key: routes of one connection may have
+        // different upstreams, and a token names its audience.
         let key = format!(
-            "{}\n{}\n{}",
+            "{}\n{}\n{}\n{}",
             p.method.label(),
             p.identity,
-            p.btid.as_deref().unwrap_or("")
+            p.btid.as_deref().unwrap_or(""),
+            aud
         );
         let half_ttl = shared.signer.ttl_secs() / 2;
         if let Ok(cache) = self.assertion.lock() {
@@ -108,13 +131,13 @@ impl HttpsProxy {
         state: Arc<ListenerState>,
         shared: Arc<Shared>,
         digest: Option<DigestEngine>,
-        upstream: String,
+        routes: Arc<RouteTable>,
     ) -> Self {
         let mut http = HttpConnector::new();
         http.set_nodelay(true);
-        http.set_connect_timeout(Some(Duration::from_secs(
-            state.cfg.limits.upstream_timeout_secs,
-        )));
+        // One pooled client serves every route (it pools per upstream authority); each
+        // request is further bounded by its route's own timeout.
+        http.set_connect_timeout(Some(routes.max_upstream_timeout()));
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
             .pool_max_idle_per_host(256)
@@ -125,7 +148,7 @@ impl HttpsProxy {
             state,
             shared,
             digest,
-            upstream,
+            routes,
             client,
         }
     }
@@ -220,49 +243,140 @@ impl HttpsProxy {
 
     async fn handle(&self, ctx: &ConnCtx, req: Request<Incoming>) -> Response<RespBody> {
         let _inflight = ctx.activity.request();
-        let limits = &self.state.cfg.limits;
+        let (resp, route, result) = self.route_and_serve(ctx, req).await;
+        self.shared
+            .metrics
+            .route_request(self.name(), route, result);
+        resp
+    }
+
+    async fn route_and_serve(&self, ctx: &ConnCtx, req: Request<Incoming>) -> Served<'_> {
         let (parts, body) = req.into_parts();
+        let authority = if self.routes.is_explicit() {
+            match routing_authority(&parts) {
+                Ok(a) => a,
+                Err(()) => {
+                    return (
+                        text(
+                            StatusCode::BAD_REQUEST,
+                            "Host does not match the request authority",
+                        ),
+                        "-",
+                        "bad_host",
+                    )
+                }
+            }
+        } else {
+            None
+        };
+        let route = match self.routes.select(authority, parts.uri.path()) {
+            Ok(Some(r)) => r,
+            Ok(None) => return (text(StatusCode::NOT_FOUND, "no route"), "-", "no_route"),
+            Err(e) => {
+                return (
+                    text(StatusCode::BAD_REQUEST, &format!("bad request path: {e}")),
+                    "-",
+                    "bad_path",
+                )
+            }
+        };
+        let rn = route.name.as_str();
+        // Decided before the body is read: a refused request costs nothing more.
+        let plan = match &ctx.auth {
+            ConnAuth::Denied(reason) => {
+                return (
+                    text(StatusCode::FORBIDDEN, &format!("forbidden: {reason}")),
+                    rn,
+                    "connection_denied",
+                );
+            }
+            ConnAuth::Authenticated(p) if route.accepts(p.method) => Plan::Connection(p.clone()),
+            _ if route.accepts(AuthMethod::Digest) && self.digest.is_some() => Plan::Digest,
+            ConnAuth::Authenticated(p) => {
+                let resp = self.deny(ctx, route, p, p.method.label(), "method_not_accepted");
+                return (resp, rn, "method_not_accepted");
+            }
+            ConnAuth::None => {
+                self.shared
+                    .metrics
+                    .auth(self.name(), "none", "method_not_accepted");
+                self.shared.audit.decision(&Decision {
+                    listener: self.name(),
+                    route: Some(rn),
+                    method: "none",
+                    outcome: "deny",
+                    identity: None,
+                    peer: Some(ctx.peer),
+                    reason: "method_not_accepted",
+                });
+                return (
+                    text(
+                        StatusCode::FORBIDDEN,
+                        "forbidden: authentication method not accepted here",
+                    ),
+                    rn,
+                    "method_not_accepted",
+                );
+            }
+        };
+        let limits = &self.state.cfg.limits;
         if let Some(len) = parts
             .headers
             .get(CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok())
         {
-            if len > limits.max_body_bytes as u64 {
-                return text(StatusCode::PAYLOAD_TOO_LARGE, "request body too large");
+            if len > route.max_body_bytes as u64 {
+                return (
+                    text(StatusCode::PAYLOAD_TOO_LARGE, "request body too large"),
+                    rn,
+                    "body_too_large",
+                );
             }
         }
         let collected = tokio::time::timeout(
             Duration::from_secs(limits.body_read_timeout_secs),
-            Limited::new(body, limits.max_body_bytes).collect(),
+            Limited::new(body, route.max_body_bytes).collect(),
         )
         .await;
         let body = match collected {
             Err(_) => {
-                return text(
-                    StatusCode::REQUEST_TIMEOUT,
-                    "request body not received in time",
+                return (
+                    text(
+                        StatusCode::REQUEST_TIMEOUT,
+                        "request body not received in time",
+                    ),
+                    rn,
+                    "body_timeout",
                 )
             }
             Ok(Err(e)) => {
                 if e.downcast_ref::<http_body_util::LengthLimitError>()
                     .is_some()
                 {
-                    return text(StatusCode::PAYLOAD_TOO_LARGE, "request body too large");
+                    return (
+                        text(StatusCode::PAYLOAD_TOO_LARGE, "request body too large"),
+                        rn,
+                        "body_too_large",
+                    );
                 }
-                return text(StatusCode::BAD_REQUEST, "bad request body");
+                return (
+                    text(StatusCode::BAD_REQUEST, "bad request body"),
+                    rn,
+                    "bad_body",
+                );
             }
             Ok(Ok(c)) => c.to_bytes(),
         };
         let now = unix_now();
-        let (principal, digest_auth) = match &ctx.auth {
-            ConnAuth::Authenticated(p) => (p.clone(), None),
-            ConnAuth::Denied(reason) => {
-                return text(StatusCode::FORBIDDEN, &format!("forbidden: {reason}"));
-            }
-            ConnAuth::None => match self.digest_authenticate(ctx, &parts, &body, now).await {
+        let (principal, digest_auth) = match plan {
+            Plan::Connection(p) => (p, None),
+            Plan::Digest => match self
+                .digest_authenticate(ctx, route, &parts, &body, now)
+                .await
+            {
                 Ok(a) => (a.principal.clone(), Some(a)),
-                Err(resp) => return resp,
+                Err((resp, result)) => return (resp, rn, result),
             },
         };
         let method = principal.method.label();
@@ -271,30 +385,55 @@ impl HttpsProxy {
             Ok(None) => principal,
             Ok(Some(want)) => match principal.clone().with_intended(&want) {
                 Ok(p) => p,
-                Err(d) => return self.deny(ctx, &principal, method, d.label()),
+                Err(d) => {
+                    return (
+                        self.deny(ctx, route, &principal, method, d.label()),
+                        rn,
+                        d.label(),
+                    )
+                }
             },
             Err(()) => {
-                return text(
-                    StatusCode::BAD_REQUEST,
-                    "malformed X-3GPP-Intended-Identity",
+                return (
+                    text(
+                        StatusCode::BAD_REQUEST,
+                        "malformed X-3GPP-Intended-Identity",
+                    ),
+                    rn,
+                    "bad_intended_identity",
                 )
             }
         };
-        // Checked per request: a PSK connection may outlive its GBA key.
-        if let Err(d) = authorize(&self.state.cfg, &principal, now) {
-            return self.deny(ctx, &principal, method, d.label());
+        // Checked per request: a PSK connection may outlive its GBA key, and each
+        // request may go to another route.
+        if let Err(d) = route.authorize(&principal, now) {
+            return (
+                self.deny(ctx, route, &principal, method, d.label()),
+                rn,
+                d.label(),
+            );
         }
         if digest_auth.is_some() {
-            self.allow(ctx, &principal, method);
+            self.allow(ctx, route, &principal, method);
         }
-        self.forward(ctx, parts, body, &principal, digest_auth.as_deref(), now)
-            .await
+        let (resp, result) = self
+            .forward(
+                ctx,
+                route,
+                Request::from_parts(parts, body),
+                &principal,
+                digest_auth.as_deref(),
+                now,
+            )
+            .await;
+        (resp, rn, result)
     }
 
-    fn allow(&self, ctx: &ConnCtx, p: &Principal, method: &str) {
+    fn allow(&self, ctx: &ConnCtx, route: &Route, p: &Principal, method: &str) {
         self.shared.metrics.auth(self.name(), method, "ok");
         self.shared.audit.decision(&Decision {
             listener: self.name(),
+            route: Some(route.name.as_str()),
             method,
             outcome: "allow",
             identity: Some(p.btid.as_deref().unwrap_or(&p.identity)),
@@ -303,10 +442,18 @@ impl HttpsProxy {
         });
     }
 
-    fn deny(&self, ctx: &ConnCtx, p: &Principal, method: &str, reason: &str) -> Response<RespBody> {
+    fn deny(
+        &self,
+        ctx: &ConnCtx,
+        route: &Route,
+        p: &Principal,
+        method: &str,
+        reason: &str,
+    ) -> Response<RespBody> {
         self.shared.metrics.auth(self.name(), method, reason);
         self.shared.audit.decision(&Decision {
             listener: self.name(),
+            route: Some(route.name.as_str()),
             method,
             outcome: "deny",
             identity: Some(p.btid.as_deref().unwrap_or(&p.identity)),
@@ -316,17 +463,20 @@ impl HttpsProxy {
         text(StatusCode::FORBIDDEN, &format!("forbidden: {reason}"))
     }
 
+    /// Digest authentication of one request; `Err` carries the response (401 with
+    /// challenges, 403, 503, 400) and its metrics result.
     async fn digest_authenticate(
         &self,
         ctx: &ConnCtx,
+        route: &Route,
         parts: &http::request::Parts,
         body: &Bytes,
         now: i64,
-    ) -> Result<Box<Authenticated>, Response<RespBody>> {
+    ) -> Result<Box<Authenticated>, (Response<RespBody>, &'static str)> {
         let Some(engine) = &self.digest else {
-            return Err(text(
-                StatusCode::FORBIDDEN,
-                "no authentication method available",
+            return Err((
+                text(StatusCode::FORBIDDEN, "no authentication method available"),
+                "method_not_accepted",
             ));
         };
         let now_u = u64::try_from(now).unwrap_or(0);
@@ -370,6 +520,7 @@ impl HttpsProxy {
             self.shared.metrics.auth(self.name(), method, reason);
             self.shared.audit.decision(&Decision {
                 listener: self.name(),
+                route: Some(route.name.as_str()),
                 method,
                 outcome,
                 identity,
@@ -401,22 +552,22 @@ impl HttpsProxy {
                         r.headers_mut().append(WWW_AUTHENTICATE, v);
                     }
                 }
-                Err(r)
+                Err((r, "unauthenticated"))
             }
             Outcome::Forbidden { reason, identity } => {
                 audit("deny", identity.as_deref(), reason);
-                Err(text(StatusCode::FORBIDDEN, "forbidden"))
+                Err((text(StatusCode::FORBIDDEN, "forbidden"), reason))
             }
             Outcome::Unavailable => {
                 audit("deny", None, "kmc_unavailable");
-                Err(text(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "key service unavailable",
+                Err((
+                    text(StatusCode::SERVICE_UNAVAILABLE, "key service unavailable"),
+                    "kmc_unavailable",
                 ))
             }
             Outcome::BadRequest(msg) => {
                 audit("deny", None, "bad_request");
-                Err(text(StatusCode::BAD_REQUEST, msg))
+                Err((text(StatusCode::BAD_REQUEST, msg), "bad_request"))
             }
         }
     }
@@ -424,12 +575,13 @@ impl HttpsProxy {
     async fn forward(
         &self,
         ctx: &ConnCtx,
-        mut parts: http::request::Parts,
-        body: Bytes,
+        route: &Route,
+        req: Request<Bytes>,
         principal: &Principal,
         digest: Option<&Authenticated>,
         now: i64,
-    ) -> Response<RespBody> {
+    ) -> (Response<RespBody>, &'static str) {
+        let (mut parts, body) = req.into_parts();
         let host = parts.headers.get(HOST).cloned().or_else(|| {
             parts
                 .uri
@@ -439,14 +591,19 @@ impl HttpsProxy {
         strip_client_identity_headers(&mut parts.headers);
         // The body is already complete: the upstream must not be asked to send 100.
         parts.headers.remove(http::header::EXPECT);
-        let assertion = ctx.assertion(&self.shared, principal, &self.upstream, now);
-        set_identity_headers(
-            &mut parts.headers,
-            principal,
-            assertion.as_deref(),
-            ctx.peer,
-            host.as_ref().and_then(|h| h.to_str().ok()),
-        );
+        let host_text = host.as_ref().and_then(|h| h.to_str().ok());
+        if route.forward_identity {
+            let assertion = ctx.assertion(&self.shared, principal, &route.upstream, now);
+            set_identity_headers(
+                &mut parts.headers,
+                principal,
+                assertion.as_deref(),
+                ctx.peer,
+                host_text,
+            );
+        } else {
+            set_forwarded_headers(&mut parts.headers, ctx.peer, host_text);
+        }
         if let Some(h) = host {
             parts.headers.insert(HOST, h);
         }
@@ -455,58 +612,72 @@ impl HttpsProxy {
             .path_and_query()
             .map(|p| p.as_str())
             .unwrap_or("/");
-        parts.uri = match format!("http://{}{}", self.upstream, pq).parse() {
+        parts.uri = match format!("http://{}{}", route.upstream, pq).parse() {
             Ok(u) => u,
-            Err(_) => return text(StatusCode::BAD_REQUEST, "bad request target"),
+            Err(_) => {
+                return (
+                    text(StatusCode::BAD_REQUEST, "bad request target"),
+                    "bad_target",
+                )
+            }
         };
         parts.version = Version::HTTP_11;
         let req = Request::from_parts(parts, Full::new(body));
         let start = Instant::now();
-        let limits = &self.state.cfg.limits;
-        let resp = tokio::time::timeout(
-            Duration::from_secs(limits.upstream_timeout_secs),
-            self.client.request(req),
-        )
-        .await;
+        let resp = tokio::time::timeout(route.upstream_timeout, self.client.request(req)).await;
         let resp = match resp {
             Err(_) => {
                 self.shared.metrics.upstream_error(self.name(), "timeout");
-                return text(StatusCode::GATEWAY_TIMEOUT, "upstream timed out");
+                return (
+                    text(StatusCode::GATEWAY_TIMEOUT, "upstream timed out"),
+                    "upstream_timeout",
+                );
             }
             Ok(Err(e)) => {
-                let kind = if e.is_connect() {
-                    "connect"
+                let (kind, result) = if e.is_connect() {
+                    ("connect", "upstream_connect")
                 } else {
-                    "protocol"
+                    ("protocol", "upstream_protocol")
                 };
                 self.shared.metrics.upstream_error(self.name(), kind);
-                tracing::info!(listener = self.name(), error = %e, "upstream request failed");
-                return text(StatusCode::BAD_GATEWAY, "upstream unavailable");
+                tracing::info!(listener = self.name(), route = %route.name, error = %e, "upstream request failed");
+                return (
+                    text(StatusCode::BAD_GATEWAY, "upstream unavailable"),
+                    result,
+                );
             }
             Ok(Ok(r)) => r,
         };
+        let secs = start.elapsed().as_secs_f64();
+        self.shared.metrics.upstream_latency(self.name(), secs);
         self.shared
             .metrics
-            .upstream_latency(self.name(), start.elapsed().as_secs_f64());
+            .route_latency(self.name(), &route.name, secs);
         let (mut rparts, rbody) = resp.into_parts();
         strip_hop_by_hop(&mut rparts.headers);
         let Some(digest) = digest else {
-            return Response::from_parts(rparts, rbody.map_err(BoxError::from).boxed());
+            return (
+                Response::from_parts(rparts, rbody.map_err(BoxError::from).boxed()),
+                "forwarded",
+            );
         };
         if digest.needs_response_body() {
             // rspauth with auth-int covers the body: buffer it (bounded) first.
             let collected = tokio::time::timeout(
-                Duration::from_secs(limits.upstream_timeout_secs),
-                Limited::new(rbody, limits.max_body_bytes).collect(),
+                route.upstream_timeout,
+                Limited::new(rbody, route.max_body_bytes).collect(),
             )
             .await;
             let Ok(Ok(c)) = collected else {
                 self.shared
                     .metrics
                     .upstream_error(self.name(), "response_body");
-                return text(
-                    StatusCode::BAD_GATEWAY,
-                    "upstream response too large or too slow",
+                return (
+                    text(
+                        StatusCode::BAD_GATEWAY,
+                        "upstream response too large or too slow",
+                    ),
+                    "upstream_response_body",
                 );
             };
             let bytes = c.to_bytes();
@@ -517,7 +688,7 @@ impl HttpsProxy {
                 rparts.headers.insert("authentication-info", v);
             }
             rparts.headers.remove(CONTENT_LENGTH);
-            return Response::from_parts(rparts, full(bytes));
+            return (Response::from_parts(rparts, full(bytes)), "forwarded");
         }
         if let Some(v) = digest
             .authentication_info(b"")
@@ -525,6 +696,30 @@ impl HttpsProxy {
         {
             rparts.headers.insert("authentication-info", v);
         }
-        Response::from_parts(rparts, rbody.map_err(BoxError::from).boxed())
+        (
+            Response::from_parts(rparts, rbody.map_err(BoxError::from).boxed()),
+            "forwarded",
+        )
+    }
+}
+
+/// The authority a request is routed by: the request target's (HTTP/2 `:authority`,
+/// HTTP/1.1 absolute-form), else the `Host` header. `Err` when both are present and
+/// differ, or `Host` is repeated: routing by one and forwarding the other would let a
+/// client reach one route's upstream under another route's rules.
+fn routing_authority(parts: &http::request::Parts) -> Result<Option<&str>, ()> {
+    let mut hosts = parts.headers.get_all(HOST).iter();
+    let host = hosts.next();
+    if hosts.next().is_some() {
+        return Err(());
+    }
+    let host = match host {
+        Some(h) => Some(h.to_str().map_err(|_| ())?),
+        None => None,
+    };
+    match (parts.uri.authority().map(|a| a.as_str()), host) {
+        (Some(a), Some(h)) if !a.eq_ignore_ascii_case(h) => Err(()),
+        (Some(a), _) => Ok(Some(a)),
+        (None, h) => Ok(h),
     }
 }

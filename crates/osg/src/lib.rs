@@ -17,6 +17,11 @@
 //!   resource) that strips client-supplied identity headers and sets
 //!   `X-3GPP-Asserted-Identity`, `X-Seccf-Auth-Method` and `X-Seccf-Assertion`, a
 //!   signed ES256 JWT verifiable with the JWKS of the admin listener ([`assertion`]).
+//! - **Routes** ([`routes`]): one listener fronts several enablers by path prefix
+//!   and/or host name (the Authentication Proxy), each route with its own upstream,
+//!   accepted methods, allowed identities, USS flags, identity forwarding, upstream
+//!   timeout and body limit.
+//! - **OCSP stapling** of the listeners' own certificates, refreshed in the background.
 //! - **TCP tunnels** with a PROXY protocol v2 header carrying the identity ([`proxy_v2`]).
 //! - Keys come from the KMC over Zn through a bounded, single-flight cache with a
 //!   negative cache ([`keys`]); authorisation by identity and USS flags ([`principal`]).
@@ -26,13 +31,15 @@
 //!
 //! What it does not do: UDP/DTLS, SIP, SEC-2 gateway-to-gateway forwarding, GBA push,
 //! HTTPS or HTTP/2 towards the upstream (upstreams are `http://` on a trusted network),
-//! WebSocket/Upgrade forwarding, OCSP stapling of its own certificate, rotation of the
-//! assertion key at reload, and Diameter Zn. It needs tokio's multi-thread runtime
+//! WebSocket/Upgrade forwarding, path rewriting on routes, routes on TCP tunnels,
+//! rotation of the assertion key at reload, reloading routes (they are configuration),
+//! and Diameter Zn. It needs tokio's multi-thread runtime
 //! (the PSK callback blocks its worker thread with `block_in_place` on a key-cache
 //! miss); [`Osg::run`] refuses a current-thread runtime.
 //!
 //! The sans-IO parts ([`proxy_v2`], [`ua`], [`users`], [`assertion`],
-//! [`digest_auth`], [`config`]) have no sockets and take the time as a parameter.
+//! [`digest_auth`], [`config`], [`routes`]) have no sockets and take the time as a
+//! parameter.
 
 pub mod assertion;
 pub mod config;
@@ -43,6 +50,7 @@ pub mod keys;
 pub mod obs;
 pub mod principal;
 pub mod proxy_v2;
+pub mod routes;
 mod session;
 pub mod tls_setup;
 mod tunnel;
@@ -59,9 +67,10 @@ use http_body_util::Full;
 use openssl::ssl::SslAcceptor;
 use seccf_secret::Secret;
 use seccf_tls::psk::PskKeyLookup;
-use seccf_tls::revocation::{OcspChecker, OcspMode, RevocationConfig};
+use seccf_tls::revocation::{OcspChecker, OcspMode, OcspOutcome, OcspStapler, RevocationConfig};
+use sha2::Digest as _;
 use tokio::net::TcpListener;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{watch, Notify, Semaphore};
 
 pub use assertion::{verify_assertion, Claims};
 pub use config::{ConfigError, OsgConfig};
@@ -72,6 +81,7 @@ use crate::config::{AuthMethod, ListenerConfig, ListenerKind, OcspSetting};
 use crate::conn::Drain;
 use crate::keys::{KeyProvider, KeySource, ZnKeySource};
 use crate::obs::{Audit, Metrics};
+use crate::routes::RouteTable;
 use crate::tls_setup::GbaPskLookup;
 use crate::users::UsersDb;
 
@@ -140,6 +150,19 @@ pub(crate) struct Shared {
     pub(crate) grace: Duration,
 }
 
+/// A failed staple refresh is retried after this long (or the refresh period, if
+/// shorter).
+const STAPLE_RETRY: Duration = Duration::from_secs(60);
+
+/// An OCSP stapler and the digest of what it was built from (mode, certificate and CA
+/// file contents): a reload that changes none of them keeps the stapler, and with it
+/// the staple, so handshakes never go without one just because of a reload.
+#[derive(Clone)]
+struct StaplerSlot {
+    stapler: Arc<OcspStapler>,
+    source: [u8; 32],
+}
+
 /// The reloadable material of one listener.
 pub(crate) struct ListenerState {
     pub(crate) cfg: ListenerConfig,
@@ -148,12 +171,18 @@ pub(crate) struct ListenerState {
     acceptor: RwLock<Arc<SslAcceptor>>,
     users: RwLock<Option<Arc<UsersDb>>>,
     ocsp: RwLock<Option<Arc<OcspChecker>>>,
+    stapler: RwLock<Option<StaplerSlot>>,
+    /// Wakes the staple refresh task when a reload installed another stapler.
+    stapler_changed: Notify,
+    /// The routes (https listeners); configuration, so not reloaded.
+    pub(crate) routes: Option<Arc<RouteTable>>,
 }
 
 struct Loaded {
     acceptor: Arc<SslAcceptor>,
     users: Option<Arc<UsersDb>>,
     ocsp: Option<Arc<OcspChecker>>,
+    stapler: Option<StaplerSlot>,
 }
 
 fn read_file(path: &Path) -> Result<Vec<u8>, OsgError> {
@@ -172,10 +201,23 @@ pub fn users_realm(l: &ListenerConfig, fqdn: &str) -> String {
 
 impl ListenerState {
     fn load(&self) -> Result<Loaded, OsgError> {
-        load_listener(&self.cfg, &self.fqdn, self.psk.clone())
+        load_listener(
+            &self.cfg,
+            &self.fqdn,
+            self.psk.clone(),
+            self.stapler_slot().as_ref(),
+        )
     }
 
     fn install(&self, loaded: Loaded) {
+        if let Some(slot) = loaded.stapler {
+            match self.stapler.write() {
+                Ok(mut s) => *s = Some(slot),
+                Err(p) => *p.into_inner() = Some(slot),
+            }
+            // A stored permit if the task is busy refreshing: it refreshes again next.
+            self.stapler_changed.notify_one();
+        }
         if let Ok(mut a) = self.acceptor.write() {
             *a = loaded.acceptor;
         }
@@ -208,15 +250,72 @@ impl ListenerState {
             Err(p) => p.into_inner().clone(),
         }
     }
+
+    fn stapler_slot(&self) -> Option<StaplerSlot> {
+        match self.stapler.read() {
+            Ok(s) => s.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
 }
 
-/// Reads every file of a listener and builds its TLS context, users and OCSP checker.
+/// The OCSP stapler of a listener's own certificate (`None` when stapling is off).
+/// `previous` is reused when built from the same mode, certificate and CA files.
+fn load_stapler(
+    l: &ListenerConfig,
+    previous: Option<&StaplerSlot>,
+) -> Result<Option<StaplerSlot>, OsgError> {
+    let mode = match &l.tls.ocsp_stapling {
+        OcspSetting::Off => return Ok(None),
+        OcspSetting::Aia => OcspMode::Aia,
+        OcspSetting::Responder(u) => OcspMode::Responder(u.clone()),
+    };
+    let (Some(cert), Some(ca)) = (&l.tls.cert_file, l.tls.stapling_ca_file()) else {
+        // validate() makes this unreachable; refuse rather than serve without.
+        return Err(OsgError::Tls(format!(
+            "listener {:?}: OCSP stapling needs cert_file and a CA file",
+            l.name
+        )));
+    };
+    let mut h = sha2::Sha256::new();
+    for part in [
+        format!("{mode:?}").into_bytes(),
+        read_file(cert)?,
+        read_file(ca)?,
+    ] {
+        h.update(u64::try_from(part.len()).unwrap_or(u64::MAX).to_be_bytes());
+        h.update(&part);
+    }
+    let source: [u8; 32] = h.finalize().into();
+    if let Some(prev) = previous.filter(|p| p.source == source) {
+        return Ok(Some(prev.clone()));
+    }
+    let rc = RevocationConfig {
+        ocsp: mode,
+        ..RevocationConfig::default()
+    };
+    let stapler = OcspStapler::new(&rc, ca, cert)
+        .map_err(|e| OsgError::Tls(format!("listener {:?}: OCSP stapling: {e}", l.name)))?;
+    Ok(Some(StaplerSlot {
+        stapler: Arc::new(stapler),
+        source,
+    }))
+}
+
+/// Reads every file of a listener and builds its TLS context, users, OCSP checker and
+/// OCSP stapler.
 fn load_listener(
     l: &ListenerConfig,
     fqdn: &str,
     psk: Option<Arc<dyn PskKeyLookup>>,
+    previous_stapler: Option<&StaplerSlot>,
 ) -> Result<Loaded, OsgError> {
-    let acceptor = Arc::new(tls_setup::build_acceptor(l, psk)?);
+    let stapler = load_stapler(l, previous_stapler)?;
+    let acceptor = Arc::new(tls_setup::build_acceptor_with_stapler(
+        l,
+        psk,
+        stapler.as_ref().map(|s| &s.stapler),
+    )?);
     let users = match &l.digest_users_file {
         None => None,
         Some(p) => {
@@ -261,6 +360,7 @@ fn load_listener(
         acceptor,
         users,
         ocsp,
+        stapler,
     })
 }
 
@@ -304,8 +404,10 @@ impl OsgListeners {
 
 /// Re-reads certificates, keys, CRLs, OCSP settings and users files, and swaps them in
 /// for new connections; established connections keep the material they started with.
-/// All-or-nothing: when any listener's material fails to load, nothing changes.
-/// (The configuration itself, listeners and the assertion key are not reloaded.)
+/// OCSP staplers are rebuilt when the certificate or its CA file changed, and their
+/// refresh task fetches a new staple at once. All-or-nothing: when any listener's
+/// material fails to load, nothing changes. (The configuration itself, listeners,
+/// routes and the assertion key are not reloaded.)
 #[derive(Clone)]
 pub struct ReloadHandle {
     listeners: Vec<Arc<ListenerState>>,
@@ -424,7 +526,15 @@ impl Osg {
             } else {
                 None
             };
-            let loaded = load_listener(l, &shared.fqdn, psk.clone())?;
+            let loaded = load_listener(l, &shared.fqdn, psk.clone(), None)?;
+            let routes = match l.kind {
+                ListenerKind::Https => {
+                    Some(Arc::new(RouteTable::from_listener(l).map_err(|e| {
+                        ConfigError::Invalid(format!("listener {:?}: {e}", l.name))
+                    })?))
+                }
+                ListenerKind::Tcp => None,
+            };
             listeners.push(Arc::new(ListenerState {
                 cfg: l.clone(),
                 fqdn: shared.fqdn.clone(),
@@ -432,6 +542,9 @@ impl Osg {
                 acceptor: RwLock::new(loaded.acceptor),
                 users: RwLock::new(loaded.users),
                 ocsp: RwLock::new(loaded.ocsp),
+                stapler: RwLock::new(loaded.stapler),
+                stapler_changed: Notify::new(),
+                routes,
             }));
         }
         Ok(Osg {
@@ -516,17 +629,21 @@ impl Osg {
                     } else {
                         None
                     };
-                    let upstream = config::parse_http_upstream(&state.cfg.upstream)
-                        .map_err(|e| OsgError::Config(ConfigError::Invalid(e)))?;
+                    let routes = state.routes.clone().ok_or_else(|| {
+                        OsgError::Config(ConfigError::Invalid(format!(
+                            "listener {:?} has no routes",
+                            state.cfg.name
+                        )))
+                    })?;
                     Server::Https(Arc::new(http_proxy::HttpsProxy::new(
                         state.clone(),
                         self.shared.clone(),
                         digest,
-                        upstream,
+                        routes,
                     )))
                 }
                 ListenerKind::Tcp => {
-                    let upstream = config::parse_host_port(&state.cfg.upstream)
+                    let upstream = config::parse_host_port(state.cfg.upstream().unwrap_or(""))
                         .map_err(|e| OsgError::Config(ConfigError::Invalid(e)))?;
                     Server::Tcp(Arc::new(tunnel::TcpTunnel {
                         state: state.clone(),
@@ -544,6 +661,18 @@ impl Osg {
                 drain.token(),
             )));
         }
+        let staplers: Vec<_> = self
+            .listeners
+            .iter()
+            .filter(|s| s.stapler_slot().is_some())
+            .map(|s| {
+                tokio::spawn(staple_loop(
+                    s.clone(),
+                    self.shared.metrics.clone(),
+                    shutdown.clone(),
+                ))
+            })
+            .collect();
         let admin_task = match listeners.admin.take() {
             Some(sock) => {
                 let shared = self.shared.clone();
@@ -560,6 +689,11 @@ impl Osg {
         for t in tasks {
             let _ = t.await;
         }
+        for t in staplers {
+            // They stop at the shutdown signal; abort covers one stuck in a refresh.
+            t.abort();
+            let _ = t.await;
+        }
         tracing::info!("OSG stopped accepting; draining connections");
         if !drain.wait(self.shared.grace + Duration::from_secs(1)).await {
             tracing::warn!("some connections were still open at the end of the grace period");
@@ -569,6 +703,47 @@ impl Osg {
         }
         tracing::info!("OSG stopped");
         Ok(())
+    }
+}
+
+/// Keeps a listener's OCSP staple fresh: refreshes now, then every
+/// `ocsp_stapling_refresh_secs` (after a failure within [`STAPLE_RETRY`]), and at once
+/// when a reload installed another stapler. Stops at shutdown.
+async fn staple_loop(
+    state: Arc<ListenerState>,
+    metrics: Arc<Metrics>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let period = Duration::from_secs(state.cfg.tls.ocsp_stapling_refresh_secs.max(1));
+    let retry = period.min(STAPLE_RETRY);
+    loop {
+        let Some(slot) = state.stapler_slot() else {
+            return;
+        };
+        let outcome = tokio::select! {
+            o = slot.stapler.refresh() => o,
+            _ = conn::wait_true(&mut shutdown) => return,
+        };
+        let (result, wait) = match &outcome {
+            OcspOutcome::Good => ("good", period),
+            OcspOutcome::Revoked { .. } => ("revoked", retry),
+            OcspOutcome::Unknown => ("unknown", retry),
+            OcspOutcome::Unavailable(_) => ("unavailable", retry),
+        };
+        metrics.staple_refresh(&state.cfg.name, result);
+        if result != "good" {
+            tracing::warn!(
+                listener = %state.cfg.name,
+                result,
+                stapled = slot.stapler.current().is_some(),
+                "OCSP staple refresh of the listener's certificate did not give a good answer"
+            );
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = state.stapler_changed.notified() => {}
+            _ = conn::wait_true(&mut shutdown) => return,
+        }
     }
 }
 

@@ -36,6 +36,9 @@ pub struct Metrics {
     auth: Family<Labels, Counter>,
     upstream_latency: Family<Labels, Histogram>,
     upstream_errors: Family<Labels, Counter>,
+    route_requests: Family<Labels, Counter>,
+    route_latency: Family<Labels, Histogram>,
+    staple_refreshes: Family<Labels, Counter>,
     key_cache_hits: Gauge,
     key_cache_fetches: Gauge,
     key_cache_entries: Gauge,
@@ -64,6 +67,11 @@ impl Metrics {
             latency_histogram as fn() -> Histogram,
         );
         let upstream_errors = Family::<Labels, Counter>::default();
+        let route_requests = Family::<Labels, Counter>::default();
+        let route_latency = Family::<Labels, Histogram>::new_with_constructor(
+            latency_histogram as fn() -> Histogram,
+        );
+        let staple_refreshes = Family::<Labels, Counter>::default();
         let key_cache_hits = Gauge::default();
         let key_cache_fetches = Gauge::default();
         let key_cache_entries = Gauge::default();
@@ -94,6 +102,21 @@ impl Metrics {
             upstream_errors.clone(),
         );
         registry.register(
+            "route_requests",
+            "HTTPS requests by listener, route and result (forwarded, or why not)",
+            route_requests.clone(),
+        );
+        registry.register(
+            "route_upstream_latency_seconds",
+            "Time from sending a request upstream to its response head, by route",
+            route_latency.clone(),
+        );
+        registry.register(
+            "ocsp_staple_refreshes",
+            "OCSP staple refreshes of the listeners' own certificates by result (good, revoked, unknown, unavailable)",
+            staple_refreshes.clone(),
+        );
+        registry.register(
             "key_cache_hits",
             "Key lookups answered from the cache (since start)",
             key_cache_hits.clone(),
@@ -116,6 +139,9 @@ impl Metrics {
             auth,
             upstream_latency,
             upstream_errors,
+            route_requests,
+            route_latency,
+            staple_refreshes,
             key_cache_hits,
             key_cache_fetches,
             key_cache_entries,
@@ -168,6 +194,31 @@ impl Metrics {
     pub fn upstream_error(&self, listener: &str, kind: &str) {
         self.upstream_errors
             .get_or_create(&labels(&[("listener", listener), ("kind", kind)]))
+            .inc();
+    }
+
+    /// One HTTPS request's fate on a route (`-` when no route was selected).
+    pub fn route_request(&self, listener: &str, route: &str, result: &str) {
+        self.route_requests
+            .get_or_create(&labels(&[
+                ("listener", listener),
+                ("route", route),
+                ("result", result),
+            ]))
+            .inc();
+    }
+
+    /// Upstream response-head latency of one route.
+    pub fn route_latency(&self, listener: &str, route: &str, secs: f64) {
+        self.route_latency
+            .get_or_create(&labels(&[("listener", listener), ("route", route)]))
+            .observe(secs);
+    }
+
+    /// One OCSP staple refresh.
+    pub fn staple_refresh(&self, listener: &str, result: &str) {
+        self.staple_refreshes
+            .get_or_create(&labels(&[("listener", listener), ("result", result)]))
             .inc();
     }
 
@@ -230,6 +281,7 @@ impl Audit {
             target: "seccf::audit",
             event = "osg_auth",
             listener = d.listener,
+            route = d.route.unwrap_or("-"),
             method = d.method,
             outcome = d.outcome,
             identity = %identity,
@@ -243,6 +295,9 @@ impl Audit {
 pub struct Decision<'a> {
     /// Listener name.
     pub listener: &'a str,
+    /// Route name, when the decision concerns a request on a route (`None`: a
+    /// connection-level decision, logged as `-`).
+    pub route: Option<&'a str>,
     /// Method label (`psk-tls`, `digest`, `mtls`).
     pub method: &'a str,
     /// `allow` or `deny`.
@@ -265,6 +320,9 @@ mod tests {
         m.handshake("l1", "ok");
         m.auth("l1", "digest", "ok");
         m.upstream_latency("l1", 0.002);
+        m.route_request("l1", "api", "forwarded");
+        m.route_latency("l1", "api", 0.001);
+        m.staple_refresh("l1", "good");
         {
             let _g = m.open_guard("l1");
             assert!(m
@@ -281,6 +339,14 @@ mod tests {
         ));
         assert!(text.contains("seccf_osg_upstream_latency_seconds_count{listener=\"l1\"} 1"));
         assert!(text.contains("seccf_osg_open_connections{listener=\"l1\"} 0"));
+        assert!(text.contains(
+            "seccf_osg_route_requests_total{listener=\"l1\",route=\"api\",result=\"forwarded\"} 1"
+        ));
+        assert!(text.contains(
+            "seccf_osg_route_upstream_latency_seconds_count{listener=\"l1\",route=\"api\"} 1"
+        ));
+        assert!(text
+            .contains("seccf_osg_ocsp_staple_refreshes_total{listener=\"l1\",result=\"good\"} 1"));
     }
 
     #[test]

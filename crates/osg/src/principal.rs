@@ -83,7 +83,7 @@ impl Principal {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Denied {
     /// None of its identities is in `allow`.
-    #[error("identity not allowed on this listener")]
+    #[error("identity not allowed on this listener or route")]
     NotAllowed,
     /// A required USS flag is missing (or the method has no USS).
     #[error("required user security settings flag missing")]
@@ -111,18 +111,28 @@ impl Denied {
 /// Authorisation (issue item 6): `allow` and `required_flags` of the listener, and
 /// the expiry of the GBA key at `now`.
 pub fn authorize(l: &ListenerConfig, p: &Principal, now: i64) -> Result<(), Denied> {
+    authorize_rules(&l.allow, &l.required_flags, p, now)
+}
+
+/// [`authorize`] with explicit rules (a route's or a listener's).
+pub fn authorize_rules(
+    allow: &[String],
+    required_flags: &[u32],
+    p: &Principal,
+    now: i64,
+) -> Result<(), Denied> {
     if p.expires_at.is_some_and(|e| e <= now) {
         return Err(Denied::Expired);
     }
-    let any = l.allow.iter().any(|a| a == "*");
-    if !any && !p.identities.iter().any(|i| l.allow.iter().any(|a| a == i)) {
+    let any = allow.iter().any(|a| a == "*");
+    if !any && !p.identities.iter().any(|i| allow.iter().any(|a| a == i)) {
         return Err(Denied::NotAllowed);
     }
-    if !l.required_flags.is_empty() {
+    if !required_flags.is_empty() {
         let Some(flags) = &p.flags else {
             return Err(Denied::MissingFlag);
         };
-        if !l.required_flags.iter().all(|f| flags.contains(f)) {
+        if !required_flags.iter().all(|f| flags.contains(f)) {
             return Err(Denied::MissingFlag);
         }
     }
@@ -225,6 +235,17 @@ pub fn set_identity_headers(
     if let Some(a) = assertion {
         put(h, ASSERTION, a);
     }
+    set_forwarded_headers(h, peer, host);
+}
+
+/// Sets the client address headers (`X-Forwarded-For`, `X-Forwarded-Proto`,
+/// `Forwarded`) without any identity (routes with `forward_identity = false`).
+pub fn set_forwarded_headers(h: &mut HeaderMap, peer: std::net::SocketAddr, host: Option<&str>) {
+    let put = |h: &mut HeaderMap, name: &'static str, v: &str| {
+        if let Ok(v) = HeaderValue::from_str(v) {
+            h.insert(name, v);
+        }
+    };
     put(h, "x-forwarded-for", &peer.ip().to_string());
     put(h, "x-forwarded-proto", "https");
     let mut fwd = format!("for=\"{}\";proto=https", peer);

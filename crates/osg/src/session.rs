@@ -68,6 +68,7 @@ fn record(
     shared.metrics.auth(listener, method.label(), reason);
     shared.audit.decision(&Decision {
         listener,
+        route: None,
         method: method.label(),
         outcome,
         identity,
@@ -78,7 +79,9 @@ fn record(
 
 /// The connection-level decision after a successful handshake: who the PSK or the
 /// client certificate says the peer is (OCSP checked for certificates when
-/// configured), and whether the listener lets them in.
+/// configured), and whether the listener lets them in. On a listener with routes the
+/// second part waits for each request's route (`allow`, `required_flags`), so only
+/// authentication is decided here.
 pub(crate) async fn connection_auth<S>(
     state: &ListenerState,
     shared: &Shared,
@@ -149,7 +152,12 @@ pub(crate) async fn connection_auth<S>(
         .btid
         .clone()
         .unwrap_or_else(|| principal.identity.clone());
-    match authorize(&state.cfg, &principal, now) {
+    let verdict = if state.cfg.has_routes() {
+        Ok(())
+    } else {
+        authorize(&state.cfg, &principal, now)
+    };
+    match verdict {
         Ok(()) => {
             record(
                 shared,

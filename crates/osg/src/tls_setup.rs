@@ -10,6 +10,7 @@ use openssl::x509::X509VerifyResult;
 use seccf_gba::naf::NafId;
 use seccf_secret::SecretBytes;
 use seccf_tls::psk::{PskKeyLookup, PskRequest, PskServerConfig, PskTlsVersion};
+use seccf_tls::revocation::OcspStapler;
 use seccf_tls::server::ServerTlsConfig;
 
 use crate::config::{AuthMethod, ListenerConfig, ListenerKind};
@@ -39,6 +40,7 @@ impl GbaPskLookup {
             .auth(&self.listener, AuthMethod::Psk.label(), reason);
         self.audit.decision(&Decision {
             listener: &self.listener,
+            route: None,
             method: AuthMethod::Psk.label(),
             outcome: "deny",
             identity,
@@ -107,6 +109,16 @@ pub fn build_acceptor(
     l: &ListenerConfig,
     psk: Option<Arc<dyn PskKeyLookup>>,
 ) -> Result<SslAcceptor, OsgError> {
+    build_acceptor_with_stapler(l, psk, None)
+}
+
+/// [`build_acceptor`] that also staples `stapler`'s current OCSP response for the
+/// listener's certificate into handshakes whose client asks for one.
+pub fn build_acceptor_with_stapler(
+    l: &ListenerConfig,
+    psk: Option<Arc<dyn PskKeyLookup>>,
+    stapler: Option<&Arc<OcspStapler>>,
+) -> Result<SslAcceptor, OsgError> {
     let err = tls_err(&l.name);
     let cert_pair = match (&l.tls.cert_file, &l.tls.key_file) {
         (Some(c), Some(k)) => Some((c.clone(), k.clone())),
@@ -148,6 +160,9 @@ pub fn build_acceptor(
         }
         b
     };
+    if let Some(stapler) = stapler {
+        stapler.install(&mut b).map_err(&err)?;
+    }
     add_alpn(&mut b, l.kind);
     Ok(b.build())
 }

@@ -143,8 +143,21 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 for l in &o.listeners {
                     println!(
                         "osg: listener {} on {} ({:?}, auth {:?}) -> {}",
-                        l.name, l.listen, l.kind, l.auth, l.upstream
+                        l.name,
+                        l.listen,
+                        l.kind,
+                        l.auth,
+                        l.upstream().unwrap_or("(routes)")
                     );
+                    for r in &l.routes {
+                        println!(
+                            "osg:   route {} {}{} -> {}",
+                            r.name,
+                            r.host.as_deref().unwrap_or(""),
+                            r.path_prefix,
+                            r.upstream.as_deref().or(l.upstream()).unwrap_or("-")
+                        );
+                    }
                 }
             }
         }

@@ -92,6 +92,10 @@ pub struct Options {
     pub ocsp: (String, bool),
     pub idle_timeout_secs: u64,
     pub max_connections: usize,
+    /// More `[[osg.listener]]` tables appended to the configuration. Placeholders:
+    /// `{dir}` (the temporary directory), `{srv_cert}`/`{srv_key}` (the gateway's
+    /// certificate), `{ca}` (the test CA file), `{up1}`/`{up2}` (the two echo upstreams).
+    pub extra_listeners: String,
 }
 
 impl Default for Options {
@@ -106,6 +110,7 @@ impl Default for Options {
             ocsp: ("off".into(), false),
             idle_timeout_secs: 10,
             max_connections: 64,
+            extra_listeners: String::new(),
         }
     }
 }
@@ -120,6 +125,10 @@ pub struct Env {
     pub addrs: HashMap<String, SocketAddr>,
     pub admin: SocketAddr,
     pub upstream_seen: Arc<tokio::sync::Mutex<Vec<serde_json::Value>>>,
+    /// What the second echo upstream (`{up2}`) saw.
+    pub upstream2_seen: Arc<tokio::sync::Mutex<Vec<serde_json::Value>>>,
+    /// The echo upstreams' addresses (`{up1}`, `{up2}`).
+    pub upstreams: [SocketAddr; 2],
     pub tcp_seen: mpsc::UnboundedReceiver<seccf_osg::proxy_v2::ProxyHeader>,
     pub reload: seccf_osg::ReloadHandle,
     pub jwks: String,
@@ -224,7 +233,8 @@ token_sha256 = "{token_hash}"
         });
 
         // Upstreams.
-        let (http_addr, upstream_seen) = start_echo_upstream().await;
+        let (http_addr, upstream_seen) = start_echo_upstream("1").await;
+        let (http2_addr, upstream2_seen) = start_echo_upstream("2").await;
         let (tcp_addr, tcp_seen) = start_tcp_upstream().await;
 
         // Plain Digest users.
@@ -329,6 +339,15 @@ proxy_protocol = true
             allow = opt.mtls_allow,
             grace = opt.shutdown_grace_secs,
         );
+        let extra = opt
+            .extra_listeners
+            .replace("{dir}", &d.display().to_string())
+            .replace("{srv_cert}", &srv_cert.display().to_string())
+            .replace("{srv_key}", &srv_key.display().to_string())
+            .replace("{ca}", &ca_file.display().to_string())
+            .replace("{up1}", &http_addr.to_string())
+            .replace("{up2}", &http2_addr.to_string());
+        let osg_cfg = format!("{osg_cfg}\n{extra}");
         std::fs::write(d.join("osg.toml"), &osg_cfg).unwrap();
         let cfg = OsgConfig::from_file(&d.join("osg.toml")).unwrap();
         let mut listeners = OsgListeners::default();
@@ -355,6 +374,8 @@ proxy_protocol = true
             addrs,
             admin,
             upstream_seen,
+            upstream2_seen,
+            upstreams: [http_addr, http2_addr],
             tcp_seen,
             reload,
             jwks,
@@ -367,6 +388,11 @@ proxy_protocol = true
 
     pub fn addr(&self, name: &str) -> SocketAddr {
         self.addrs[name]
+    }
+
+    /// `host:port` of echo upstream 1 or 2 (the `aud` of assertions sent to it).
+    pub fn upstream_authority(&self, n: usize) -> String {
+        self.upstreams[n - 1].to_string()
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
@@ -595,10 +621,10 @@ pub async fn send(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> Resp {
-    let mut b = http::Request::builder()
-        .method(method)
-        .uri(path)
-        .header("host", NAF_FQDN);
+    let mut b = http::Request::builder().method(method).uri(path);
+    if !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("host")) {
+        b = b.header("host", NAF_FQDN);
+    }
     for (n, v) in headers {
         b = b.header(*n, *v);
     }
@@ -627,9 +653,11 @@ pub fn gba_challenge(r: &Resp) -> seccf_digest::Challenge {
         .expect("a GBA challenge")
 }
 
-/// Echo upstream: records each request as JSON {method, uri, headers{}, body}, answers
-/// with the same JSON. `/slow` waits 1.5 s first.
-async fn start_echo_upstream() -> (SocketAddr, Arc<tokio::sync::Mutex<Vec<serde_json::Value>>>) {
+/// Echo upstream: records each request as JSON {upstream: tag, method, uri, headers{},
+/// body}, answers with the same JSON. A path ending in `/slow` waits 1.5 s first.
+async fn start_echo_upstream(
+    tag: &'static str,
+) -> (SocketAddr, Arc<tokio::sync::Mutex<Vec<serde_json::Value>>>) {
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
     let seen = Arc::new(tokio::sync::Mutex::new(Vec::new()));
@@ -645,7 +673,7 @@ async fn start_echo_upstream() -> (SocketAddr, Arc<tokio::sync::Mutex<Vec<serde_
                     hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
                         let seen = seen.clone();
                         async move {
-                            let slow = req.uri().path() == "/slow";
+                            let slow = req.uri().path().ends_with("/slow");
                             let mut headers = serde_json::Map::new();
                             for (n, v) in req.headers() {
                                 let v = v.to_str().unwrap_or("").to_string();
@@ -663,6 +691,7 @@ async fn start_echo_upstream() -> (SocketAddr, Arc<tokio::sync::Mutex<Vec<serde_
                             let uri = req.uri().to_string();
                             let body = req.into_body().collect().await.unwrap().to_bytes();
                             let j = serde_json::json!({
+                                "upstream": tag,
                                 "method": method, "uri": uri, "headers": headers,
                                 "body": String::from_utf8_lossy(&body),
                             });
