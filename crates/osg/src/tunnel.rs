@@ -6,6 +6,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Copy buffer per direction of a tunnel: one maximal TLS record.
+const TUNNEL_BUFFER: usize = 16 * 1024;
+
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
@@ -112,7 +115,15 @@ impl TcpTunnel {
         let mut upstream = Tracked::new(upstream, activity.clone());
         let idle = activity.idle(Duration::from_secs(limits.idle_timeout_secs));
         tokio::pin!(idle);
-        let pump = tokio::io::copy_bidirectional(&mut client, &mut upstream);
+        // 16 KiB from the client side fills whole TLS records (the default 8 KiB
+        // buffers halve the record size and double the send calls); bounded per
+        // connection either way.
+        let pump = tokio::io::copy_bidirectional_with_sizes(
+            &mut client,
+            &mut upstream,
+            TUNNEL_BUFFER,
+            TUNNEL_BUFFER,
+        );
         tokio::pin!(pump);
         let grace = self.shared.grace;
         let mut deadline: Option<tokio::time::Instant> = None;
